@@ -65,10 +65,12 @@ sanity: collection
 	$(MAKE) --no-print-directory lint
 
 lint: collection
-	cd $(COLLECTION) && ansible-lint --offline --profile production
+	ansible-lint --offline --profile production
 
 units: collection
-	cd $(COLLECTION) && ansible-test units --venv --python 3.11 --color no
+	rm -rf $(COLLECTION)/tests/output/junit $(RESULTS)/units-*.xml
+	cd $(COLLECTION) && ansible-test units --venv --python 3.11 --color no; rc=$$?; \
+	  for f in $(COLLECTION)/tests/output/junit/*.xml; do [ -e "$$f" ] && cp "$$f" $(RESULTS)/units-$${f##*/}; done; exit $$rc
 
 integration: collection
 	$(PYTEST) -m 'not kernel' --junitxml=$(RESULTS)/integration.xml tests/integration; \

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The kernel lane: boot Debian's kernel (linux-image-amd64) under qemu with virtme-ng over this
+# machine's root filesystem (TCG, no KVM: see MACHINE-NOTES) and run the tests marked `kernel`
+# there. NQRUST_KERNEL_LANE=1 makes any skipped test fail the run: inside this lane every
+# kernel feature the tests probe for must be present.
+#
+# Usage: tests/kernel/run-lane.sh [extra pytest arguments]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv="$root/.venv"
+export PATH="$venv/bin:$PATH"
+results="$root/build/results"
+mkdir -p "$results"
+
+kernel=$(find /boot -maxdepth 1 -name 'vmlinuz-*-amd64' | sort -V | tail -n 1)
+if [ -z "$kernel" ]; then
+    echo "kernel lane: no Debian kernel in /boot (install linux-image-amd64: make setup does)" >&2
+    exit 1
+fi
+release=${kernel#/boot/vmlinuz-}
+if [ ! -d "/lib/modules/$release" ]; then
+    echo "kernel lane: modules for $release are missing in /lib/modules" >&2
+    exit 1
+fi
+
+# The guest sees the root filesystem read-only: /etc (for /etc/netns overlays) gets a
+# throwaway overlay, and only the results directory is written through to this machine.
+pytest_args=(-p no:cacheprovider -ra -m kernel --junitxml="$results/kernel.xml" "$@" tests/integration)
+inner="set -e; cd '$root'; for m in tun 8021q bridge veth; do modprobe \$m; done
+export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin' PYTHONDONTWRITEBYTECODE=1
+exec '$venv/bin/python' -m pytest ${pytest_args[*]@Q}"
+
+echo "kernel lane: booting $release under qemu (TCG)"
+exec timeout --kill-after=30 1200 "$venv/bin/vng" --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
+    --overlay-rwdir /etc --rwdir "$results" --exec "$inner"
