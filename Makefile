@@ -94,7 +94,7 @@ kernel: collection
 	tests/kernel/run-lane.sh
 
 molecule: collection
-	cd $(COLLECTION)/extensions && molecule test --all; \
+	cd $(COLLECTION) && NO_COLOR=1 molecule test --all; \
 	  rc=$$?; $(PY) -m lab sweep --check || rc=1; exit $$rc
 
 bench: collection
