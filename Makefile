@@ -79,7 +79,8 @@ lint: collection
 
 units: collection
 	rm -rf $(COLLECTION)/tests/output/junit $(RESULTS)/units-*.xml
-	cd $(COLLECTION) && ansible-test units --venv --python 3.11 --color no; rc=$$?; \
+	@# pytest keeps its base temp dirs (pytest-of-root) under $$TMPDIR: keep them in build/
+	mkdir -p $(BUILD)/tmp && cd $(COLLECTION) && TMPDIR=$(BUILD)/tmp ansible-test units --venv --python 3.11 --color no; rc=$$?; \
 	  for f in $(COLLECTION)/tests/output/junit/*.xml; do [ -e "$$f" ] && cp "$$f" $(RESULTS)/units-$${f##*/}; done; exit $$rc
 
 # Every integration test with the venv's pyroute2 0.9, then the module tests again with the
