@@ -79,9 +79,12 @@ lint: collection
 
 units: collection
 	rm -rf $(COLLECTION)/tests/output/junit $(RESULTS)/units-*.xml
-	@# pytest keeps its base temp dirs (pytest-of-root) under $$TMPDIR: keep them in build/
-	mkdir -p $(BUILD)/tmp && cd $(COLLECTION) && TMPDIR=$(BUILD)/tmp ansible-test units --venv --python 3.11 --color no; rc=$$?; \
-	  for f in $(COLLECTION)/tests/output/junit/*.xml; do [ -e "$$f" ] && cp "$$f" $(RESULTS)/units-$${f##*/}; done; exit $$rc
+	@# ansible-test runs pytest with a clean environment, so pytest's base temp dirs land in
+	@# /tmp/pytest-of-$$USER: remove the ones this run made afterwards.
+	@test -d /tmp/pytest-of-$$(id -un) && echo keep > $(BUILD)/pytest-of-existed || rm -f $(BUILD)/pytest-of-existed
+	cd $(COLLECTION) && ansible-test units --venv --python 3.11 --color no; rc=$$?; \
+	  for f in $(COLLECTION)/tests/output/junit/*.xml; do [ -e "$$f" ] && cp "$$f" $(RESULTS)/units-$${f##*/}; done; \
+	  test -f $(BUILD)/pytest-of-existed || rm -rf /tmp/pytest-of-$$(id -un); exit $$rc
 
 # Every integration test with the venv's pyroute2 0.9, then the module tests again with the
 # modules running under pyroute2 0.7 (what Debian 12 hosts have).
