@@ -36,6 +36,8 @@ import socket
 import traceback
 from typing import Optional
 
+from ansible_collections.nqrust.microvm.plugins.module_utils.rtnl_dump import dump_links
+
 
 class _NetlinkErrorUnavailable(Exception):
     """Stands in for pyroute2's NetlinkError when pyroute2 is missing (never raised)."""
@@ -201,6 +203,11 @@ class Link(object):
     slave_kind: Optional[str] = None
     vlan_id: Optional[int] = None
     vlan_filtering: Optional[bool] = None
+    # bridge settings (IFLA_INFO_DATA of a bridge); None when the kernel does not report them
+    stp_state: Optional[int] = None
+    forward_delay: Optional[int] = None          # centiseconds (clock_t), as the kernel reports it
+    mcast_snooping: Optional[bool] = None
+    vlan_default_pvid: Optional[int] = None      # None: kernel without bridge VLAN filtering
 
     @property
     def is_bridge(self):
@@ -262,6 +269,119 @@ class Address(object):
         return data
 
 
+RT_TABLE_MAIN = 254
+RT_TABLE_LOCAL = 255
+RTPROT_REDIRECT = 1
+RTPROT_KERNEL = 2
+RTPROT_RA = 9
+RTN_UNICAST = 1
+RTNH_F_ONLINK = 0x4
+_RTPROT_NAMES = {1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 9: 'ra', 16: 'dhcp'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Route(object):
+    """One route as read from the kernel (any table, IPv4 or IPv6).
+
+    ``dst`` is ``None`` for a default route; ``oif`` the output ifindex
+    (``None`` for multipath routes, whose hops' ifindexes are in
+    ``multipath_oifs``); ``priority`` the metric; ``flags`` the route's
+    ``rtm_flags`` (``RTNH_F_ONLINK``...).  ``nexthop_id`` is set for routes
+    that use a nexthop object.
+    """
+
+    family: int
+    dst: Optional[str]
+    dst_len: int
+    table: int = RT_TABLE_MAIN
+    oif: Optional[int] = None
+    gateway: Optional[str] = None
+    priority: Optional[int] = None
+    proto: int = 0
+    scope: int = 0
+    type: int = RTN_UNICAST
+    prefsrc: Optional[str] = None
+    tos: int = 0
+    flags: int = 0
+    multipath_oifs: tuple = ()
+    nexthop_id: Optional[int] = None
+
+    @property
+    def version(self):
+        return 6 if self.family == socket.AF_INET6 else 4
+
+    @property
+    def destination(self):
+        """``'default'`` or ``'10.0.0.0/24'``."""
+        if not self.dst_len and self.dst in (None, '0.0.0.0', '::'):
+            return 'default'
+        return '%s/%d' % (self.dst, self.dst_len)
+
+    @property
+    def kernel_managed(self):
+        """Routes the kernel makes and removes itself (connected, local table) or learns (RA, redirects)."""
+        return self.table == RT_TABLE_LOCAL or self.proto in (RTPROT_KERNEL, RTPROT_RA, RTPROT_REDIRECT)
+
+    def describe(self, dev=None):
+        """``'default via 192.0.2.1 dev eth0 metric 100'`` in ``ip route`` words (IPv6 routes start with ``-6``)."""
+        words = ['-6'] if self.version == 6 else []
+        words.append(self.destination)
+        if self.gateway:
+            words += ['via', self.gateway]
+        if dev:
+            words += ['dev', dev]
+        if self.table != RT_TABLE_MAIN:
+            words += ['table', str(self.table)]
+        if self.proto not in (0, 3):
+            words += ['proto', _RTPROT_NAMES.get(self.proto, str(self.proto))]
+        if self.scope:
+            words += ['scope', {253: 'link', 254: 'host'}.get(self.scope, str(self.scope))]
+        if self.prefsrc:
+            words += ['src', self.prefsrc]
+        if self.priority is not None:
+            words += ['metric', str(self.priority)]
+        if self.tos:
+            words += ['tos', str(self.tos)]
+        if self.flags & RTNH_F_ONLINK:
+            words.append('onlink')
+        return ' '.join(words)
+
+    def to_dict(self):
+        data = dataclasses.asdict(self)
+        data['multipath_oifs'] = list(self.multipath_oifs)
+        data['destination'] = self.destination
+        return data
+
+
+def route_from_msg(msg):
+    """A ``Route`` from an ``rtmsg`` (the table from ``RTA_TABLE`` when present, so tables above 255 work)."""
+    hops = msg.get_attr('RTA_MULTIPATH') or ()
+    oifs = []
+    for hop in hops:
+        try:
+            oifs.append(int(hop['oif']))
+        except (KeyError, TypeError, ValueError):
+            continue
+    table = msg.get_attr('RTA_TABLE')
+    return Route(
+        family=int(_field(msg, 'family', socket.AF_INET)),
+        dst=msg.get_attr('RTA_DST'),
+        dst_len=int(_field(msg, 'dst_len', 0)),
+        table=int(table if table is not None else _field(msg, 'table', RT_TABLE_MAIN)),
+        oif=msg.get_attr('RTA_OIF'),
+        gateway=msg.get_attr('RTA_GATEWAY'),
+        priority=msg.get_attr('RTA_PRIORITY'),
+        proto=int(_field(msg, 'proto', 0)),
+        scope=int(_field(msg, 'scope', 0)),
+        type=int(_field(msg, 'type', RTN_UNICAST)),
+        prefsrc=msg.get_attr('RTA_PREFSRC'),
+        tos=int(_field(msg, 'tos', 0)),
+        flags=int(_field(msg, 'flags', 0)),
+        multipath_oifs=tuple(oifs),
+        nexthop_id=msg.get_attr('RTA_NH_ID'),
+    )
+
+
 def owner_alias(note=None):
     """The ifalias to give a link the collection creates: ``'nqrust.microvm'`` or ``'nqrust.microvm:<note>'``."""
     if note:
@@ -309,6 +429,7 @@ def link_from_msg(msg):
     tun_type = None
     vlan_id = None
     vlan_filtering = None
+    bridge_settings = {}
     if kind == 'tun':
         code = _nested_attr(data, 'IFLA_TUN_TYPE')
         if code is None:
@@ -320,6 +441,7 @@ def link_from_msg(msg):
     elif kind == 'bridge':
         filtering = _nested_attr(data, 'IFLA_BR_VLAN_FILTERING')
         vlan_filtering = None if filtering is None else bool(filtering)
+        bridge_settings = _bridge_settings(data)
     master = msg.get_attr('IFLA_MASTER')
     link = msg.get_attr('IFLA_LINK')
     mac = msg.get_attr('IFLA_ADDRESS')
@@ -341,7 +463,19 @@ def link_from_msg(msg):
         slave_kind=slave_kind,
         vlan_id=vlan_id,
         vlan_filtering=vlan_filtering,
+        **bridge_settings
     )
+
+
+def _bridge_settings(data):
+    """The bridge settings ``Link`` carries, from a bridge's ``IFLA_INFO_DATA`` (missing ones are ``None``)."""
+    snooping = _nested_attr(data, 'IFLA_BR_MCAST_SNOOPING')
+    return {
+        'stp_state': _nested_attr(data, 'IFLA_BR_STP_STATE'),
+        'forward_delay': _nested_attr(data, 'IFLA_BR_FORWARD_DELAY'),
+        'mcast_snooping': None if snooping is None else bool(snooping),
+        'vlan_default_pvid': _nested_attr(data, 'IFLA_BR_VLAN_DEFAULT_PVID'),
+    }
 
 
 def address_from_msg(msg):
@@ -362,6 +496,181 @@ def address_from_msg(msg):
         scope=int(_field(msg, 'scope', 0)),
         label=msg.get_attr('IFA_LABEL'),
     )
+
+
+# --------------------------------------------------------------------------- bridge port VLANs
+
+AF_BRIDGE = 7
+RTEXT_FILTER_BRVLAN = 0x2
+RTEXT_FILTER_BRVLAN_COMPRESSED = 0x4
+BRIDGE_FLAGS_MASTER = 0x1      # IFLA_BRIDGE_FLAGS: the request is for the port's bridge (bridge vlan ... master)
+BRIDGE_FLAGS_SELF = 0x2        # IFLA_BRIDGE_FLAGS: the request is for the device itself (bridge vlan ... self)
+BRIDGE_VLAN_INFO_MASTER = 0x1
+BRIDGE_VLAN_INFO_PVID = 0x2
+BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+BRIDGE_VLAN_INFO_RANGE_BEGIN = 0x8
+BRIDGE_VLAN_INFO_RANGE_END = 0x10
+BRIDGE_VLAN_INFO_BRENTRY = 0x20
+_BRIDGE_VID_MIN = 1
+_BRIDGE_VID_MAX = 4094
+
+
+@dataclasses.dataclass(frozen=True)
+class PortVlan(object):
+    """VLAN ids ``start`` to ``end`` on one bridge port (or bridge), all with the same flags.
+
+    ``pvid``: untagged frames arriving on the port are put in this VLAN (a
+    port has at most one, so a pvid entry is always a single id);
+    ``untagged``: frames of these VLANs leave the port without a tag.
+    """
+
+    start: int
+    end: int
+    pvid: bool = False
+    untagged: bool = False
+
+    @property
+    def vids(self):
+        return range(self.start, self.end + 1)
+
+    @property
+    def text(self):
+        """``'100'`` or ``'100-110'``, as ``bridge vlan`` and the modules' options write it."""
+        return str(self.start) if self.start == self.end else '%d-%d' % (self.start, self.end)
+
+    @property
+    def flags(self):
+        """The kernel's ``BRIDGE_VLAN_INFO_*`` flags of this entry (no range flags)."""
+        return (BRIDGE_VLAN_INFO_PVID if self.pvid else 0) | (BRIDGE_VLAN_INFO_UNTAGGED if self.untagged else 0)
+
+    def to_dict(self):
+        return {'vlans': self.text, 'pvid': self.pvid, 'untagged': self.untagged}
+
+
+@dataclasses.dataclass(frozen=True)
+class PortVlans(object):
+    """The VLAN membership of one bridge port, or of a bridge itself, as the kernel reports it.
+
+    ``master_index`` is the port's bridge; a bridge's own entry (``bridge
+    vlan ... self``) reports its own ifindex there (``is_self``).  ``vlans``
+    is a tuple of ``PortVlan`` sorted by id, with neighbouring ids of equal
+    flags merged into ranges, whichever form the kernel sent.
+    """
+
+    index: int
+    name: str
+    master_index: Optional[int] = None
+    vlans: tuple = ()
+
+    @property
+    def is_self(self):
+        return self.master_index is None or self.master_index == self.index
+
+    @property
+    def pvid(self):
+        """The port VLAN id, or ``None``."""
+        for vlan in self.vlans:
+            if vlan.pvid:
+                return vlan.start
+        return None
+
+    def flags_by_vid(self):
+        """``{vid: (pvid, untagged)}`` of every VLAN of the port."""
+        found = {}
+        for vlan in self.vlans:
+            for vid in vlan.vids:
+                found[vid] = (vlan.pvid, vlan.untagged)
+        return found
+
+    def to_dict(self):
+        return {'index': self.index, 'name': self.name, 'master_index': self.master_index,
+                'vlans': [vlan.to_dict() for vlan in self.vlans]}
+
+
+def merge_port_vlans(entries):
+    """``PortVlan`` runs from ``(vid, pvid, untagged)`` triples: sorted, neighbours of equal flags merged.
+
+    A pvid entry is never merged with its neighbours (there is one pvid).
+    """
+    merged = []
+    for vid, pvid, untagged in sorted(entries):
+        last = merged[-1] if merged else None
+        if (last is not None and not pvid and not last.pvid and last.untagged == bool(untagged)
+                and vid == last.end + 1):
+            merged[-1] = PortVlan(last.start, vid, False, last.untagged)
+        elif last is not None and last.start <= vid <= last.end:
+            continue  # repeated id (the kernel never sends one): keep the first
+        else:
+            merged.append(PortVlan(vid, vid, bool(pvid), bool(untagged)))
+    return tuple(merged)
+
+
+def _vlan_infos(spec):
+    """``(vid, flags)`` of every ``IFLA_BRIDGE_VLAN_INFO`` in an ``IFLA_AF_SPEC`` (decoded nla or plain dict)."""
+    if spec is None:
+        return
+    try:
+        pairs = spec['attrs']
+    except (KeyError, TypeError, IndexError):
+        pairs = ()
+    for pair in pairs or ():
+        if pair[0] != 'IFLA_BRIDGE_VLAN_INFO':
+            continue
+        info = pair[1]
+        yield int(info['vid']), int(info['flags'])
+
+
+def port_vlans_from_msg(msg):
+    """A ``PortVlans`` from one message of an ``AF_BRIDGE`` link dump (compressed ranges or one entry per id)."""
+    entries = []
+    begin = None
+    for vid, flags in _vlan_infos(msg.get_attr('IFLA_AF_SPEC')):
+        pvid = bool(flags & BRIDGE_VLAN_INFO_PVID)
+        untagged = bool(flags & BRIDGE_VLAN_INFO_UNTAGGED)
+        if flags & BRIDGE_VLAN_INFO_RANGE_BEGIN:
+            begin = (vid, pvid, untagged)
+            continue
+        if flags & BRIDGE_VLAN_INFO_RANGE_END and begin is not None:
+            start, pvid, untagged = begin
+            begin = None
+            entries.extend((number, pvid, untagged) for number in range(start, vid + 1))
+            continue
+        entries.append((vid, pvid, untagged))
+    master = msg.get_attr('IFLA_MASTER')
+    return PortVlans(
+        index=int(_field(msg, 'index', 0)),
+        name=msg.get_attr('IFLA_IFNAME'),
+        master_index=master or None,
+        vlans=merge_port_vlans(entries),
+    )
+
+
+def port_vlan_attrs(vlan):
+    """The ``IFLA_BRIDGE_VLAN_INFO`` attributes that add or remove one ``PortVlan`` (two for a range)."""
+    for vid in (vlan.start, vlan.end):
+        if not _BRIDGE_VID_MIN <= int(vid) <= _BRIDGE_VID_MAX:
+            raise ValueError('VLAN id %s is outside %d-%d' % (vid, _BRIDGE_VID_MIN, _BRIDGE_VID_MAX))
+    if vlan.start > vlan.end:
+        raise ValueError('VLAN range %d-%d is reversed' % (vlan.start, vlan.end))
+    if vlan.start == vlan.end:
+        return [['IFLA_BRIDGE_VLAN_INFO', {'flags': vlan.flags, 'vid': vlan.start}]]
+    if vlan.pvid:
+        raise ValueError('VLAN range %s cannot be the pvid: a port has one pvid' % vlan.text)
+    return [['IFLA_BRIDGE_VLAN_INFO', {'flags': vlan.flags | BRIDGE_VLAN_INFO_RANGE_BEGIN, 'vid': vlan.start}],
+            ['IFLA_BRIDGE_VLAN_INFO', {'flags': vlan.flags | BRIDGE_VLAN_INFO_RANGE_END, 'vid': vlan.end}]]
+
+
+def _show_port_vlans(vlans):
+    texts = [vlan.text for vlan in vlans]
+    words = 'VLAN' if len(texts) == 1 and '-' not in texts[0] else 'VLANs'
+    flags = set()
+    for vlan in vlans:
+        if vlan.pvid:
+            flags.add('pvid')
+        if vlan.untagged:
+            flags.add('untagged')
+    text = '%s %s' % (words, ','.join(texts))
+    return text + (' (%s)' % ', '.join(sorted(flags)) if flags else '')
 
 
 def _link_kind_word(kind, attrs):
@@ -396,10 +705,12 @@ class NetlinkSession(object):
     def __init__(self, ipr=None):
         self._ipr = ipr
         self._owns = ipr is None
+        self._port_vlans = None
         self._links = None
         self._links_by_name = None
         self._links_by_index = None
         self._addresses = None
+        self._routes = None
         self.dumps = {'links': 0, 'addresses': 0}
 
     # ----------------------------------------------------------- lifecycle
@@ -437,17 +748,23 @@ class NetlinkSession(object):
 
     def refresh(self):
         """Forget the cached state; the next read dumps again."""
+        self._port_vlans = None
         self._links = None
         self._links_by_name = None
         self._links_by_index = None
         self._addresses = None
+        self._routes = None
 
     # ----------------------------------------------------------- reading
     def links(self):
         """All links, sorted by index (one ``RTM_GETLINK`` dump per session until ``refresh()``)."""
         if self._links is None:
             with netlink_operation('reading the links'):
-                messages = self.ipr.get_links()
+                if self._owns:
+                    # the session's own socket: the lean reader (about 30x faster than pyroute2's decoding)
+                    messages = dump_links()
+                else:
+                    messages = self.ipr.get_links()
             self.dumps['links'] += 1
             records = sorted((link_from_msg(msg) for msg in messages), key=lambda rec: rec.index)
             self._links = tuple(records)
@@ -486,16 +803,91 @@ class NetlinkSession(object):
         index = self._index_of(link)
         return tuple(rec for rec in self._addresses if rec.index == index)
 
-    def port_vlans(self):
-        """Bridge-port VLAN membership, one ``AF_BRIDGE`` dump: not implemented yet.
+    def routes(self, link=None):
+        """All routes of every table, IPv4 and IPv6 (one ``AF_UNSPEC`` ``RTM_GETROUTE`` dump), or those leaving by one link.
 
-        The place for it: dump ``get_links(family=AF_BRIDGE,
-        ext_mask=RTEXT_FILTER_BRVLAN)`` once, read ``IFLA_AF_SPEC`` ->
-        ``IFLA_BRIDGE_VLAN_INFO`` per port and return immutable records
-        (ifindex, pvid, untagged and tagged ranges), cached like ``links()``.
-        It needs a kernel with bridge VLAN filtering (the kernel lane).
+        ``link`` (``Link``, ifindex or name) selects routes whose output
+        interface, or one of whose multipath hops, is that link.  The
+        ``dumps['routes']`` counter appears with the first dump.
         """
-        raise NotImplementedError('bridge port VLANs are not read yet (NetlinkSession.port_vlans)')
+        if self._routes is None:
+            with netlink_operation('reading the routes'):
+                messages = self.ipr.get_routes(family=socket.AF_UNSPEC)
+            self.dumps['routes'] = self.dumps.get('routes', 0) + 1
+            self._routes = tuple(route_from_msg(msg) for msg in messages
+                                 if int(_field(msg, 'family', 0)) in (socket.AF_INET, socket.AF_INET6))
+        if link is None:
+            return self._routes
+        index = self._index_of(link)
+        return tuple(rec for rec in self._routes if rec.oif == index or index in rec.multipath_oifs)
+
+    def port_vlans(self, link=None):
+        """Bridge-port VLAN membership of every port and bridge (one ``AF_BRIDGE`` link dump), or of one link.
+
+        The dump asks for ``RTEXT_FILTER_BRVLAN_COMPRESSED`` (ranges, so a
+        trunk of 4094 VLANs stays small) and reads ``IFLA_AF_SPEC`` ->
+        ``IFLA_BRIDGE_VLAN_INFO`` of each message.  Returns a tuple of
+        ``PortVlans`` sorted by ifindex (bridges carry their own ``self``
+        entries), cached until ``refresh()``; with ``link`` (``Link``, ifindex
+        or name) that link's ``PortVlans`` or ``None``.  A kernel without
+        bridge VLAN filtering reports the ports with no VLANs.  The
+        ``dumps['port_vlans']`` counter appears with the first dump.
+        """
+        if self._port_vlans is None:
+            with netlink_operation('reading the bridge port VLANs'):
+                # match={} keeps pyroute2 0.7 from turning ext_mask into a message filter
+                messages = self.ipr.link('dump', family=AF_BRIDGE, ext_mask=RTEXT_FILTER_BRVLAN_COMPRESSED, match={})
+                records = [port_vlans_from_msg(msg) for msg in messages]
+            self.dumps['port_vlans'] = self.dumps.get('port_vlans', 0) + 1
+            found = {}
+            for rec in records:
+                prior = found.get(rec.index)
+                # a port whose own driver also answers (SR-IOV NICs) comes twice: keep the entry with VLANs
+                if prior is None or (not prior.vlans and rec.vlans):
+                    found[rec.index] = rec
+            self._port_vlans = tuple(found[index] for index in sorted(found))
+        if link is None:
+            return self._port_vlans
+        index = self._index_of(link)
+        for rec in self._port_vlans:
+            if rec.index == index:
+                return rec
+        return None
+
+    def add_port_vlans(self, link, vlans, bridge_self=False, display=None):
+        """Add ``PortVlan`` entries to a bridge port (``Link`` or ifindex), or to a bridge itself with ``bridge_self``.
+
+        A VLAN the port already has takes the flags given here: that is how
+        pvid/untagged are changed.  Setting a pvid moves it (a port has one).
+        One ``RTM_SETLINK`` request; the kernel applies its entries in order
+        and stops at the first it refuses, so pass one entry per call when a
+        failure must leave nothing half done.
+        """
+        self._port_vlan_request('add', link, vlans, bridge_self, display)
+
+    def delete_port_vlans(self, link, vlans, bridge_self=False, display=None):
+        """Remove ``PortVlan`` entries (their flags do not matter) from a bridge port or, with ``bridge_self``, a bridge."""
+        self._port_vlan_request('del', link, vlans, bridge_self, display)
+
+    def _port_vlan_request(self, command, link, vlans, bridge_self, display):
+        index = self._require_index(link)
+        vlans = list(vlans)
+        attrs = [['IFLA_BRIDGE_FLAGS', BRIDGE_FLAGS_SELF if bridge_self else BRIDGE_FLAGS_MASTER]]
+        for vlan in vlans:
+            attrs.extend(port_vlan_attrs(vlan))
+        if isinstance(link, Link):
+            name = link.name
+        else:
+            name = display or '#%s' % link
+        where = "bridge '%s' itself" % name if bridge_self else "port '%s'" % name
+        if command == 'add':
+            operation = 'adding %s to %s' % (_show_port_vlans(vlans), where)
+        else:
+            operation = 'removing %s from %s' % (_show_port_vlans(vlans), where)
+        with netlink_operation(operation):
+            # vlan_filter() sends RTM_SETLINK/RTM_DELLINK with family AF_BRIDGE in pyroute2 0.7 and 0.9;
+            # a complete IFLA_AF_SPEC passes through both versions' argument filters unchanged
+            self.ipr.vlan_filter(command, index=index, IFLA_AF_SPEC={'attrs': attrs})
 
     def fetch_link(self, link):
         """Read one link afresh from the kernel (one request, cache untouched); ``None`` if it is gone."""
@@ -577,6 +969,27 @@ class NetlinkSession(object):
         with netlink_operation('removing address %s/%s from %s' % (address, prefixlen, _show_target(link, display))):
             self.ipr.addr('del', index=index, address=str(address), prefixlen=int(prefixlen))
 
+    def add_route(self, route, link, display=None):
+        """Add ``route`` (a ``Route``) with output interface ``link`` (``Link`` or ifindex) instead of its own.
+
+        Table, metric, gateway, protocol, scope, type, preferred source, TOS
+        and the onlink flag are kept; multipath routes and routes using
+        nexthop objects are not supported here.
+        """
+        index = self._require_index(link)
+        attrs = _route_attrs(route)
+        attrs['oif'] = index
+        with netlink_operation('adding route %s' % route.describe(_show_dev(link, display))):
+            self.ipr.route('add', **attrs)
+
+    def delete_route(self, route, display=None):
+        """Delete ``route`` (a ``Route``, matched by table, destination, metric, TOS and output interface)."""
+        attrs = _route_attrs(route)
+        if route.oif is not None:
+            attrs['oif'] = route.oif
+        with netlink_operation('deleting route %s' % route.describe(display)):
+            self.ipr.route('del', **attrs)
+
     # ----------------------------------------------------------- internals
     def _index_of(self, link):
         if isinstance(link, Link):
@@ -603,6 +1016,35 @@ def _show_target(link, display=None):
     if isinstance(link, int):
         return 'link #%d' % link
     return "link '%s'" % link
+
+
+def _show_dev(link, display=None):
+    if display:
+        return display
+    if isinstance(link, Link):
+        return link.name
+    return '#%s' % link
+
+
+def _route_attrs(route):
+    """pyroute2 ``route()`` keyword arguments for a ``Route`` (without ``oif``)."""
+    attrs = {
+        'family': route.family,
+        'dst_len': route.dst_len,
+        'table': route.table,
+        'proto': route.proto,
+        'scope': route.scope,
+        'type': route.type,
+        'tos': route.tos,
+        'flags': route.flags & RTNH_F_ONLINK,
+    }
+    if route.dst_len:
+        attrs['dst'] = route.dst
+    for key in ('gateway', 'priority', 'prefsrc'):
+        value = getattr(route, key)
+        if value is not None:
+            attrs[key] = value
+    return attrs
 
 
 def _show_attrs(attrs):

@@ -109,6 +109,8 @@ def run_module(monkeypatch, args, ipr=None):
     fake = ipr or FakeIPRoute()
     monkeypatch.setattr(netlink, 'IPRoute', lambda: fake)
     monkeypatch.setattr(netlink, 'HAS_PYROUTE2', True)
+    # a session with its own socket reads links with the lean reader: make it read the fake
+    monkeypatch.setattr(netlink, 'dump_links', fake.get_links)
 
     def exit_json(self, **kwargs):
         raise ExitJson(kwargs)
