@@ -47,20 +47,24 @@ def module_argv(name, args_file, python=None):
     return [python or target_python(), '-m', 'ansible_collections.nqrust.microvm.plugins.modules.%s' % name, args_file]
 
 
-def run_module(netns, name, args, check_mode=False, diff=False, python=None, timeout=300):
+def run_module(netns, name, args, check_mode=False, diff=False, python=None, timeout=300, env=None):
     """Run module NAME in network namespace NETNS (a name, or an object with ``.netns``).
 
+    NETNS ``None`` runs the module in this process's own namespace (modules that only talk to
+    a database, such as the registry modules, with ``env`` added to the environment).
     Returns the module's result dict. Raises ModuleRunError when no JSON result came back.
     """
     netns = getattr(netns, 'netns', netns)
     payload = dict(args)
     payload.update({'_ansible_check_mode': bool(check_mode), '_ansible_diff': bool(diff)})
+    extra_env = env
     env = dict(os.environ)
+    env.update(extra_env or {})
     env['PYTHONPATH'] = os.pathsep.join([module_path()] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
     with tempfile.NamedTemporaryFile('w', prefix='nql-module-', suffix='.json') as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': payload}, handle)
         handle.flush()
-        argv = ['ip', 'netns', 'exec', netns] + module_argv(name, handle.name, python)
+        argv = (['ip', 'netns', 'exec', netns] if netns is not None else []) + module_argv(name, handle.name, python)
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     try:
         result = json.loads(proc.stdout)
