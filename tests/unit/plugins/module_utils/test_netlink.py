@@ -241,12 +241,6 @@ def test_session_read_error_names_the_operation():
     assert str(info.value).startswith('reading the links: operation not permitted')
 
 
-def test_port_vlans_is_a_clear_placeholder():
-    with NetlinkSession(FakeIPRoute()) as nl:
-        with pytest.raises(NotImplementedError):
-            nl.port_vlans()
-
-
 def test_session_without_pyroute2(monkeypatch):
     monkeypatch.setattr(netlink, 'HAS_PYROUTE2', False)
     with pytest.raises(netlink.NetlinkUnavailable):
