@@ -57,11 +57,19 @@ SCRIPT_WITH = BUILD + textwrap.dedent('''
 ''')
 
 
+def default_signals():
+    """In the child: the default handling of the signals under test, even when the test runner
+    was started with some of them ignored (``nohup`` ignores SIGHUP, and children inherit that)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start_script(tmp_path, source):
     script = tmp_path / 'build_lab.py'
     script.write_text(source)
     env = dict(os.environ, PYTHONPATH=TESTS)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # pylint: disable=consider-using-with
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,  # pylint: disable=consider-using-with
+                            preexec_fn=default_signals)  # pylint: disable=subprocess-popen-preexec-fn
     ready, _unused_w, _unused_x = select.select([proc.stdout], [], [], 60)
     line = proc.stdout.readline().decode() if ready else ''
     if not line.startswith('ready '):

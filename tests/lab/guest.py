@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 
+from lab import netns
 from lab.errors import LabError
 from lab.topology import Host, check_ifname, wait_ready
 
@@ -83,7 +84,7 @@ class Guest(Host):
                 self.write_etc('resolv.conf', '')
             except OSError:
                 resolv = ''  # /etc is read-only here: the lease is applied without a resolv.conf
-        tries = max(1, int(round(timeout)))
+        tries = max(1, int(round(timeout * netns.timeout_scale())))
         argv = ['busybox', 'udhcpc', '-f', '-q', '-n', '-i', self.ifname, '-s', self._hook(), '-t', tries, '-T', 1,
                 '-p', os.path.join(self.lab.tmpdir, 'udhcpc-%s.pid' % self.name), '-x', 'hostname:%s' % self.name]
         env = {'NQL_LEASE_FILE': lease_file, 'NQL_RESOLV_CONF': resolv}

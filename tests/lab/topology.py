@@ -2,6 +2,7 @@
 
 import ipaddress
 import json
+import math
 import os
 import select
 import shutil
@@ -154,12 +155,17 @@ class Host:
 
     # ------------------------------------------------------------ traffic
     def ping(self, address, count=1, timeout=2):
-        """True when ``busybox ping`` gets a reply from address within timeout seconds per packet."""
+        """True when ``busybox ping`` gets a reply from address within timeout seconds per packet.
+
+        timeout is scaled like every lab time limit (NQRUST_LAB_TIMEOUT_SCALE): a ping that must
+        fail then just waits longer.
+        """
         count = int(count)
-        argv = ['busybox', 'ping', '-c', count, '-W', int(timeout), '-w', count + int(timeout)]
+        timeout = int(math.ceil(timeout * netns.timeout_scale()))
+        argv = ['busybox', 'ping', '-c', count, '-W', timeout, '-w', count + timeout]
         if ':' in str(address):
             argv.insert(2, '-6')
-        result = self.run(argv + [str(address)], check=False, timeout=count + int(timeout) + 10)
+        result = self.run(argv + [str(address)], check=False, timeout=count + timeout + 10)
         return result.returncode == 0
 
     def tcp_listen(self, port, address='0.0.0.0'):
@@ -169,9 +175,10 @@ class Host:
         return listener
 
     def tcp_connect(self, address, port, timeout=2):
-        """True when a TCP connection to address:port succeeds and the lab banner comes back."""
+        """True when a TCP connection to address:port succeeds and the lab banner comes back (timeout scaled)."""
+        timeout = float(timeout) * netns.timeout_scale()
         argv = [sys.executable, '-I', '-S', TCP_TOOL, 'connect', str(address), str(int(port)), str(timeout)]
-        result = self.run(argv, check=False, timeout=float(timeout) + 15)
+        result = self.run(argv, check=False, timeout=timeout + 15)
         return result.returncode == 0
 
     def dnsmasq(self, interface, dhcp_range, **kwargs):
