@@ -61,7 +61,7 @@ def run_module(netns, name, args, check_mode=False, diff=False, python=None, tim
     env = dict(os.environ)
     env.update(extra_env or {})
     env['PYTHONPATH'] = os.pathsep.join([module_path()] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
-    with tempfile.NamedTemporaryFile('w', prefix='nql-module-', suffix='.json') as handle:
+    with tempfile.NamedTemporaryFile('w', prefix='nqrust-module-', suffix='.json') as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': payload}, handle)
         handle.flush()
         argv = (['ip', 'netns', 'exec', netns] if netns is not None else []) + module_argv(name, handle.name, python)
