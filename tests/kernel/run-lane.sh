@@ -34,5 +34,8 @@ NQRUST_TARGET_PYTHON='$root/.venv-pyroute2-0.7/bin/python' '$venv/bin/python' -m
     -m 'kernel and module' --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]"
 
 echo "kernel lane: booting $release under qemu (TCG)"
-exec timeout --kill-after=30 2400 "$venv/bin/vng" --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
-    --overlay-rwdir /etc --rwdir "$results" --exec "$inner"
+# qemu re-opens /proc/self/fd/1 and 2 with O_TRUNC: when they are files (a CI log), that would
+# wipe everything written before. Through a pipe they stay appended.
+set -o pipefail
+timeout --kill-after=30 2400 "$venv/bin/vng" --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
+    --overlay-rwdir /etc --rwdir "$results" --exec "$inner" 2>&1 | cat
