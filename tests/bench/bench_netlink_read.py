@@ -24,8 +24,9 @@ from lab.module_run import module_path
 
 TAPS = 1000
 ROUNDS = 7
-# A session may take at most this multiple of the ip -j reference (it is usually well below 1).
-LIMIT = 1.5
+# A session may take at most this multiple of the ip -j reference: ~1.0 on a quiet machine, up to
+# 1.4 seen while qemu VMs loaded both cores; pyroute2 decoding was 11.
+LIMIT = 2.0
 
 INNER = r'''
 import json, statistics, subprocess, sys, time
