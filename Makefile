@@ -88,7 +88,10 @@ units: collection
 
 # Every integration test with the venv's pyroute2 0.9, then the module tests again with the
 # modules running under pyroute2 0.7 (what Debian 12 hosts have).
+# Both lanes first remove what an earlier, killed run left (python -m lab sweep reports it), and
+# end with a sweep --check that fails the lane when this run left anything behind.
 integration: collection
+	$(PY) -m lab sweep
 	$(PYTEST) -m 'not kernel' --junitxml=$(RESULTS)/integration.xml tests/integration; rc=$$?; \
 	  NQRUST_TARGET_PYTHON=$(VENV_PR07)/bin/python $(PYTEST) -m 'module and not kernel' \
 	    --junitxml=$(RESULTS)/integration-pyroute2-0.7.xml tests/integration || rc=1; \
@@ -98,6 +101,7 @@ kernel: collection
 	tests/kernel/run-lane.sh
 
 molecule: collection
+	$(PY) -m lab sweep
 	cd $(COLLECTION) && NO_COLOR=1 molecule test --all; \
 	  rc=$$?; $(PY) -m lab sweep --check || rc=1; exit $$rc
 
