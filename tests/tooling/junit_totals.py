@@ -1,6 +1,10 @@
-"""Print one closing line adding up JUnit XML results: ``total: N passed, N failed, N skipped``.
+"""Print the closing lines adding up JUnit XML results.
 
-Usage: python junit_totals.py EXTRA_PASSED EXTRA_FAILED [FILE.xml ...]
+``total: N passed, N failed, N skipped`` for people, then the same count in pytest's own
+summary form (``==== N passed, N failed in S.SSs ====``, zero counts left out) so that tools
+that read test runners' output see the whole run as one result.
+
+Usage: python junit_totals.py SECONDS EXTRA_PASSED EXTRA_FAILED [FILE.xml ...]
 The two numbers count lanes that write no JUnit XML (each lane is one case).
 """
 
@@ -27,9 +31,9 @@ def count(path: str) -> tuple[int, int, int]:
 
 def main() -> None:
     """Add up the files named on the command line and print the closing line."""
-    passed, failed = int(sys.argv[1]), int(sys.argv[2])
+    seconds, passed, failed = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     skipped = 0
-    for path in sys.argv[3:]:
+    for path in sys.argv[4:]:
         if not os.path.exists(path):
             continue
         file_passed, file_failed, file_skipped = count(path)
@@ -37,6 +41,14 @@ def main() -> None:
         failed += file_failed
         skipped += file_skipped
     print('total: %d passed, %d failed, %d skipped' % (passed, failed, skipped))
+    print(pytest_summary(passed, failed, skipped, seconds))
+
+
+def pytest_summary(passed: int, failed: int, skipped: int, seconds: float) -> str:
+    """The count as pytest's last line writes it: ``=== 3 failed, 400 passed in 9.00s ===``."""
+    parts = ['%d %s' % (n, word) for n, word in ((failed, 'failed'), (passed, 'passed'), (skipped, 'skipped')) if n]
+    text = ' %s in %.2fs ' % (', '.join(parts) or 'no tests ran', seconds)
+    return text.center(80, '=')
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ rm -f "$results"/*.xml
 
 declare -A outcome seconds
 failed=0
+run_start=$(date +%s)
 for lane in "$@"; do
     echo "===================================================== lane: $lane"
     start=$(date +%s)
@@ -36,5 +37,5 @@ for lane in "$@"; do
     esac
     if [ "${outcome[$lane]}" = passed ]; then plain_passed=$((plain_passed + 1)); else plain_failed=$((plain_failed + 1)); fi
 done
-"$root/.venv/bin/python" "$root/tests/tooling/junit_totals.py" "$plain_passed" "$plain_failed" "$results"/*.xml
+"$root/.venv/bin/python" "$root/tests/tooling/junit_totals.py" "$(( $(date +%s) - run_start ))" "$plain_passed" "$plain_failed" "$results"/*.xml
 exit $failed
