@@ -66,6 +66,7 @@ EXAMPLES = r"""
 # fleet.registry.yml -- connection from the PG* environment (PGHOST, PGUSER, PGPASSWORD, PGDATABASE...)
 plugin: nqrust.microvm.registry
 
+---
 # fleet.registry.yml -- explicit settings, a cache, and groups of your own
 plugin: nqrust.microvm.registry
 login_host: db.example.com
