@@ -70,10 +70,8 @@ options:
     type: path
     default: /etc/sysctl.d/60-nqrust-microvm.conf
 notes:
-  - IP forwarding is not set here: the firewall module turns it on only for the network modes that
+  - IP forwarding is not set here; the firewall module turns it on only for the network modes that
     need it.
-seealso:
-  - module: nqrust.microvm.fc_firewall
 """
 
 EXAMPLES = r"""
