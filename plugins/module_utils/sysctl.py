@@ -14,6 +14,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -56,13 +57,38 @@ def sysctl_value(param, value):
     return normalize(value)
 
 
-def read(name, root=PROC_SYS):
-    """The current value, normalized."""
-    with open(path_of(name, root)) as handle:
-        return normalize(handle.read())
+class SysctlError(Exception):
+    """A sysctl could not be read or written; the message names it and the reason."""
 
 
-def write(name, value, root=PROC_SYS):
-    """Write ``value``; the kernel's own error (EINVAL, EPERM...) propagates as ``OSError``."""
-    with open(path_of(name, root), 'w') as handle:
-        handle.write(normalize(value) + '\n')
+class ProcSys(object):
+    """Reads and writes sysctls by dotted name (``net.ipv4.ip_forward``) under ``root`` (tests use a temp dir)."""
+
+    def __init__(self, root=PROC_SYS):
+        self.root = root
+
+    def path(self, name):
+        return path_of(name, self.root)
+
+    def read(self, name):
+        """The value, normalized (fields separated by one space), or ``None`` when the sysctl does not exist here."""
+        try:
+            with open(self.path(name), encoding='ascii') as handle:
+                return normalize(handle.read())
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise SysctlError('reading %s (%s): %s' % (name, self.path(name), exc.strerror or exc)) from exc
+
+    def write(self, name, value):
+        """Write ``value``; the kernel's refusal (EINVAL, EPERM, EROFS...) becomes a ``SysctlError`` naming it."""
+        try:
+            with open(self.path(name), 'w', encoding='ascii') as handle:
+                handle.write('%s\n' % normalize(value))
+        except OSError as exc:
+            raise SysctlError('writing %s=%s (%s): %s' % (name, value, self.path(name), exc.strerror or exc)) from exc
+
+    def enabled(self, name):
+        """True when the sysctl exists and is not ``0``."""
+        value = self.read(name)
+        return value is not None and value != '0'

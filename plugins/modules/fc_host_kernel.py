@@ -168,8 +168,9 @@ def _write_file(path, content):
 class KernelHandlers(object):
     """do/undo for each kind of change."""
 
-    def __init__(self, module, desired, current):
+    def __init__(self, module, desired, current, procsys):
         self.module = module
+        self.procsys = procsys
         self.desired = desired
         self.current = current
 
@@ -185,10 +186,10 @@ class KernelHandlers(object):
         self._modprobe('-r', change.target)
 
     def set_sysctl(self, change):
-        sysctl.write(change.target, change.details['after']['value'])
+        self.procsys.write(change.target, change.details['after']['value'])
 
     def restore_sysctl(self, change, _result):
-        sysctl.write(change.target, change.details['before']['value'])
+        self.procsys.write(change.target, change.details['before']['value'])
 
     def write(self, change):
         _write_file(change.target, change.details['content'])
@@ -222,6 +223,7 @@ def main():
     )
     params = module.params
     state = {}
+    procsys = sysctl.ProcSys()
 
     def validate(v):
         modules = host_kernel.list_of(
@@ -257,7 +259,7 @@ def main():
         desired = state['desired']
         state['current'] = host_kernel.Current(
             modules=state['modules'],
-            sysctls={name: sysctl.read(name) for name, _value in desired.sysctls},
+            sysctls={name: procsys.read(name) for name, _value in desired.sysctls},
             modules_load_file=_read_file(desired.modules_load_file),
             sysctl_file=_read_file(desired.sysctl_file))
         return state['current']
@@ -277,10 +279,10 @@ def main():
         }
 
     def make_handlers(_session):
-        return KernelHandlers(module, state['desired'], state['current']).table()
+        return KernelHandlers(module, state['desired'], state['current'], procsys).table()
 
     result = converge(module, validate, read, host_kernel.plan, make_handlers, after=host_kernel.after,
-                      view=show, report=report, operational_errors=(OSError,))
+                      view=show, report=report, operational_errors=(OSError, sysctl.SysctlError))
     for name in result['unavailable_modules']:
         module.warn('kernel module %s is not available on this kernel (%s); features that need it will not work'
                     % (name, os.uname().release))

@@ -102,5 +102,7 @@ def test_sysctl_names_and_values(tmp_path):
     for bad in (None, '', 'a\nb', [1]):
         with pytest.raises(ValidationError):
             sysctl.sysctl_value('v', bad)
-    sysctl.write('net.core.somaxconn', 8192, root=str(tmp_path))
-    assert sysctl.read('net.core.somaxconn', root=str(tmp_path)) == '8192'
+    procsys = sysctl.ProcSys(str(tmp_path))
+    procsys.write('net.core.somaxconn', '4096  87380')
+    assert procsys.read('net.core.somaxconn') == '4096 87380'
+    assert procsys.read('net.core.nothing') is None
