@@ -29,9 +29,10 @@ import os
 from typing import Optional
 
 from ansible_collections.nqrust.microvm.plugins.module_utils import dhcp_ranges
-from ansible_collections.nqrust.microvm.plugins.module_utils.registry_networks import hostname as dns_name
-from ansible_collections.nqrust.microvm.plugins.module_utils.registry_networks import lease_time as check_lease_time
-from ansible_collections.nqrust.microvm.plugins.module_utils.registry_networks import split_cidr
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import DHCP_MODES, MODES
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import hostname as dns_name
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import lease_time as check_lease_time
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import split_cidr
 from ansible_collections.nqrust.microvm.plugins.module_utils.validation import (
     gateway as check_gateway,
     interface_name,
@@ -39,8 +40,6 @@ from ansible_collections.nqrust.microvm.plugins.module_utils.validation import (
     mac_address,
 )
 
-MODES = ('nat', 'routed', 'isolated', 'bridged', 'open')
-DHCP_MODES = ('nat', 'routed', 'isolated')       # DHCP on by default in these modes (with a cidr)
 SUPERVISORS = ('auto', 'systemd', 'pidfile')
 
 DEFAULT_CONFIG_DIR = '/etc/nqrust-microvm/dnsmasq'

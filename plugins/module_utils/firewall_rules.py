@@ -30,6 +30,7 @@ first rule and the two refusals; ``bridged`` and ``open`` have no table.
 
 from __future__ import annotations
 
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import MODES
 from ansible_collections.nqrust.microvm.plugins.module_utils.nftables import (
     COLLECTION_PREFIX,
     Chain,
@@ -48,7 +49,6 @@ from ansible_collections.nqrust.microvm.plugins.module_utils.nftables import (
     verdict,
 )
 
-MODES = ('nat', 'routed', 'isolated', 'bridged', 'open')
 MODES_WITH_TABLE = ('nat', 'routed', 'isolated')
 MODES_WITH_UPLINK = ('nat', 'routed')
 

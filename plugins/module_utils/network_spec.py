@@ -6,7 +6,7 @@
 """``fc_networks`` (docs/network-model.md) checked as a whole and resolved to what the network role applies.
 
 ``resolve(items)`` validates every item with the same rules the registry uses
-(``registry_networks.network_options`` and ``check_merged``), then the rules across items
+(``network_settings.network_options`` and ``check_merged``), then the rules across items
 (one network per bridge, no overlapping CIDRs), and fills in the role's defaults where a
 value is ``None``: mode ``nat``, the bridge address ``gateway/prefix``, DHCP and DNS on for
 the modes that route guests, lease time ``1h``, no default route and no upstream DNS for
@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.nqrust.microvm.plugins.module_utils.registry_networks import (
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import (
     DHCP_KEYS,
+    DHCP_MODES,
     DNS_KEYS,
     check_merged,
     first_host,
@@ -40,8 +41,6 @@ DEFAULT_LEASE_TIME = '1h'
 KNOWN_KEYS = ('name', 'description', 'registry_id', 'type', 'bridge', 'mode', 'cidr', 'gateway', 'uplink', 'mtu',
               'vlan_id', 'dhcp', 'dns', 'state')
 STATES = ('present', 'absent')
-# modes in which the collection routes guests at layer 3 and so serves them DHCP/DNS by default
-ROUTED_MODES = ('nat', 'routed', 'isolated')
 
 
 class _Prefixed(object):
@@ -98,7 +97,7 @@ def _resolve_one(values):
     address = '%s/%d' % (gateway, network.prefixlen) if network is not None else None
     dhcp_given = values.get('dhcp') or dict((key, None) for key in DHCP_KEYS)
     dns_given = values.get('dns') or dict((key, None) for key in DNS_KEYS)
-    serves = mode in ROUTED_MODES and network is not None
+    serves = mode in DHCP_MODES and network is not None
     dhcp_enabled = serves if dhcp_given.get('enabled') is None else dhcp_given['enabled']
     dns_enabled = dhcp_enabled if dns_given.get('enabled') is None else dns_given['enabled']
     upstream = dns_given.get('upstream')

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import MODES
 from ansible_collections.nqrust.microvm.plugins.module_utils.registry_connection import (
     RegistryError,
     database_error_message,
@@ -47,8 +48,6 @@ LOCK_NAMESPACE = 0x6E717275
 LOCK_SCHEMA = 1
 MIN_SERVER_VERSION = 130000  # gen_random_uuid() is built in from PostgreSQL 13
 
-MODES = ('nat', 'routed', 'isolated', 'bridged', 'open')
-NETWORK_TYPES = ('bridge', 'vlan', 'overlay')
 
 # The seed's columns (name -> type family), checked after version 1 whoever made the tables.
 SEED_COLUMNS = {

@@ -400,18 +400,20 @@ from ansible_collections.nqrust.microvm.plugins.module_utils.registry_networks i
     NetworkInUseError,
     NetworkNotFoundError,
     auto_register,
-    check_merged,
     default_name,
     default_type,
     delete_network,
     find_network,
-    first_host,
     get_network,
     insert_network,
-    network_options,
     network_view,
-    normalise_settings,
     update_network,
+)
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import (
+    check_merged,
+    first_host,
+    network_options,
+    normalise_settings,
 )
 from ansible_collections.nqrust.microvm.plugins.module_utils.registry_schema import require_current
 from ansible_collections.nqrust.microvm.plugins.module_utils.validation import (

@@ -182,7 +182,8 @@ from ansible_collections.nqrust.microvm.plugins.module_utils.registry_module imp
     registry_argument_spec,
     run_registry_module,
 )
-from ansible_collections.nqrust.microvm.plugins.module_utils.registry_networks import network_options, select_networks
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import network_options
+from ansible_collections.nqrust.microvm.plugins.module_utils.registry_networks import select_networks
 from ansible_collections.nqrust.microvm.plugins.module_utils.registry_schema import require_current
 from ansible_collections.nqrust.microvm.plugins.module_utils.validation import ValidationErrors
 

@@ -11,12 +11,13 @@ import uuid
 
 import pytest
 
+from ansible_collections.nqrust.microvm.plugins.module_utils import network_settings as ns
 from ansible_collections.nqrust.microvm.plugins.module_utils import registry_networks as rn
 from ansible_collections.nqrust.microvm.plugins.module_utils.validation import ValidationErrors
 
 
 def options(**given):
-    values, v = rn.network_options(given)
+    values, v = ns.network_options(given)
     return values, v.messages
 
 
@@ -95,7 +96,7 @@ def test_all_problems_are_reported_at_once():
 # --------------------------------------------------------------------------- checks on the stored network
 
 def merged_errors(given, **merged):
-    return rn.check_merged(merged, given=given).messages
+    return ns.check_merged(merged, given=given).messages
 
 
 @pytest.mark.parametrize('merged, given, expected', [
@@ -127,7 +128,7 @@ def test_stored_values_the_user_did_not_give_are_not_blamed():
 
 
 def test_empty_dhcp_and_dns_are_stored_as_null():
-    values = rn.normalise_settings({'dhcp': {'enabled': None, 'range_start': None, 'range_end': None, 'lease_time': None,
+    values = ns.normalise_settings({'dhcp': {'enabled': None, 'range_start': None, 'range_end': None, 'lease_time': None,
                                              'static_leases': []},
                                     'dns': {'enabled': False, 'upstream': None, 'domain': None}})
     assert values == {'dhcp': None, 'dns': {'enabled': False, 'upstream': None, 'domain': None}}
@@ -135,15 +136,15 @@ def test_empty_dhcp_and_dns_are_stored_as_null():
 
 @pytest.mark.parametrize('value, expected', [(120, '120'), ('2m', '2m'), ('12h', '12h'), ('1W', '1w'), ('infinite', 'infinite')])
 def test_lease_times(value, expected):
-    assert rn.lease_time('p', value) == expected
+    assert ns.lease_time('p', value) == expected
 
 
 def test_defaults_follow_the_seed():
     assert rn.default_name('fcbr0') == 'fcbr0 Network'
     assert rn.default_name('fcbr0', 10) == 'fcbr0 VLAN 10 Network'
     assert (rn.default_type(None), rn.default_type(10)) == ('bridge', 'vlan')
-    assert rn.first_host('10.100.0.0/24') == '10.100.0.1'
-    assert rn.first_host('10.0.0.4/31') == '10.0.0.4' and rn.first_host('10.0.0.9/32') == '10.0.0.9'
+    assert ns.first_host('10.100.0.0/24') == '10.100.0.1'
+    assert ns.first_host('10.0.0.4/31') == '10.0.0.4' and ns.first_host('10.0.0.9/32') == '10.0.0.9'
 
 
 # --------------------------------------------------------------------------- records and the fc_networks shape
@@ -249,7 +250,7 @@ def test_unknown_row_locks_are_refused():
 
 
 def test_validation_errors_collect_into_one_exception():
-    dummy, v = rn.network_options({'vlan_id': 0, 'mtu': 1})
+    dummy, v = ns.network_options({'vlan_id': 0, 'mtu': 1})
     with pytest.raises(ValidationErrors) as caught:
         v.raise_if_any()
     assert caught.value.message.startswith('2 invalid parameters: ')

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from ansible_collections.nqrust.microvm.plugins.module_utils import network_settings
 from ansible_collections.nqrust.microvm.plugins.module_utils import registry_schema as schema
 
 
@@ -68,8 +69,8 @@ def test_the_conflict_target_is_the_unique_index():
 
 
 def test_modes_and_types():
-    assert schema.MODES == ('nat', 'routed', 'isolated', 'bridged', 'open')
-    assert schema.NETWORK_TYPES == ('bridge', 'vlan', 'overlay')
+    assert network_settings.MODES == ('nat', 'routed', 'isolated', 'bridged', 'open')
+    assert network_settings.NETWORK_TYPES == ('bridge', 'vlan', 'overlay')
 
 
 class _Info(object):
