@@ -123,6 +123,7 @@ class DnsmasqSpec(object):
     dns_enabled: bool = False
     upstream: Optional[tuple] = None
     domain: Optional[str] = None
+    bridge_pending: bool = False   # check mode only: an earlier task creates the bridge or its address
 
     @property
     def active(self):
@@ -297,7 +298,8 @@ def spec_from_params(validator, params):
     state = params.get('state') or 'present'
     mode = params.get('mode') or 'nat'
     common = dict(bridge=bridge, paths=paths, name=params.get('name') or None, state=state,
-                  supervisor=params.get('supervisor') or 'auto', mode=mode)
+                  supervisor=params.get('supervisor') or 'auto', mode=mode,
+                  bridge_pending=bool(params.get('bridge_pending')))
     dhcp = dict(params.get('dhcp') or {})
     dns = dict(params.get('dns') or {})
     dhcp_enabled = dhcp.get('enabled')

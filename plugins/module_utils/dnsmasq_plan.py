@@ -122,14 +122,16 @@ def check_host(spec, session, systemd_running):
     if spec.supervisor == 'systemd' and not systemd_running:
         errors.append(ValidationError('supervisor', 'systemd', ALLOWED_SYSTEMD, 'systemd is not running on this host'))
     link = session.link(spec.bridge)
-    if link is None:
+    if link is None and spec.bridge_pending:
+        pass
+    elif link is None:
         errors.append(ValidationError('bridge', spec.bridge, ALLOWED_BRIDGE, 'no such link'))
     elif not link.is_bridge:
         errors.append(ValidationError('bridge', spec.bridge, ALLOWED_BRIDGE, 'is a %s, not a bridge' % link.kind_label))
     else:
         mine = [addr.cidr for addr in session.addresses(link) if addr.version == 4]
         inside = [text for text in mine if ipaddress.ip_interface(text).ip in spec.network]
-        if not inside:
+        if not inside and not spec.bridge_pending:
             errors.append(ValidationError('bridge', spec.bridge, ALLOWED_BRIDGE.replace('cidr', 'cidr (%s)' % spec.network),
                                           'it has %s' % (', '.join(mine) or 'no IPv4 address')))
     if errors:

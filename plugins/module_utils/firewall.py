@@ -100,6 +100,7 @@ class FirewallSpec(object):
     uplinks: Optional[tuple] = None
     state: str = 'present'
     coexistence: str = 'fail'
+    bridge_pending: bool = False   # check mode only: an earlier task creates the bridge
 
     @property
     def present(self):
@@ -165,7 +166,7 @@ def spec_from_params(validator, params):
     if not validator.ok:
         return None
     return FirewallSpec(name=name, bridge=bridge, mode=mode, cidr=ipv4, ipv6_cidr=ipv6, uplinks=uplinks,
-                        state=state, coexistence=coexistence)
+                        state=state, coexistence=coexistence, bridge_pending=bool(params.get('bridge_pending')))
 
 
 # --------------------------------------------------------------------------- the host
@@ -240,6 +241,8 @@ def read_host(session, spec):
 
 def check_bridge(spec, host, validator):
     link = host.link(spec.bridge)
+    if link is None and spec.bridge_pending:
+        return
     if link is None:
         validator.add('bridge', spec.bridge, ALLOWED_BRIDGE_ON_HOST, 'no link of that name exists')
     elif not link.is_bridge:
@@ -251,7 +254,7 @@ def resolve_uplinks(spec, host, validator):
     ports = host.ports(spec.bridge)
     if spec.mode == 'bridged':
         for position, name in enumerate(spec.uplinks or ()):
-            if name not in ports:
+            if name not in ports and not spec.bridge_pending:
                 validator.add('uplinks[%d]' % position, name, ALLOWED_UPLINKS,
                               'is not a port of bridge %s (in bridged mode the uplink joins the bridge: see fc_bridge uplink)' % spec.bridge)
         return tuple(spec.uplinks or ())

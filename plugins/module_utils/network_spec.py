@@ -84,6 +84,10 @@ def _item_problems(position, item, validator):
         view.add(error.param, error.value, error.allowed, error.problem)
     if merged.errors:
         return None
+    if state == 'present' and values['mode'] in ('nat', 'routed') and not values.get('cidr'):
+        view.add('cidr', item.get('cidr'), 'a %s network needs its cidr (the addresses its guests route from)'
+                 % values['mode'], 'missing')
+        return None
     values['state'] = state
     values['registry_id'] = item.get('registry_id')
     return values

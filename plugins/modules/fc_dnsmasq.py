@@ -207,6 +207,14 @@ options:
     description: Directory of the systemd unit (with O(supervisor=systemd)).
     type: path
     default: /etc/systemd/system
+  bridge_pending:
+    description:
+      - Only has an effect in check mode. Says that an earlier task of the same run creates the bridge
+        (or gives it its address), as the C(nqrust.microvm.network) role does, so the checks that need the
+        bridge as it will be are skipped and the plan is made as the real run will make it.
+      - Ignored in a real run, where a missing bridge always fails the task.
+    type: bool
+    default: false
 notes:
   - DHCPv4 only; IPv6 (DHCPv6, router advertisements) is not configured.
   - dnsmasq drops its privileges after start (to C(nobody) by default); the files it re-reads on SIGHUP are written
@@ -451,6 +459,7 @@ def argument_spec():
         state_dir=dict(type='path', default='/var/lib/nqrust-microvm/dnsmasq'),
         run_dir=dict(type='path', default='/run/nqrust-microvm/dnsmasq'),
         unit_dir=dict(type='path', default='/etc/systemd/system'),
+        bridge_pending=dict(type='bool', default=False),
     )
 
 
@@ -462,7 +471,8 @@ def main():
     def run_command(argv):
         return module.run_command(argv)
 
-    task = DnsmasqTask(module.params, lambda name: module.get_bin_path(name, opt_dirs=['/usr/sbin', '/sbin']), run_command)
+    params = dict(module.params, bridge_pending=module.params['bridge_pending'] and module.check_mode)
+    task = DnsmasqTask(params, lambda name: module.get_bin_path(name, opt_dirs=['/usr/sbin', '/sbin']), run_command)
     result = converge(module, task.validate, task.read, task.plan, task.handlers,
                       after=task.after, view=task.view, report=task.report, session_factory=NetlinkSession,
                       operational_errors=(NetlinkOperationError, ValidationErrors, DnsmasqError, ServiceError, OSError))

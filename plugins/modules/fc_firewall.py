@@ -106,6 +106,14 @@ options:
     type: str
     choices: [fail, allow]
     default: fail
+  bridge_pending:
+    description:
+      - Only has an effect in check mode. Says that an earlier task of the same run creates the bridge
+        (or gives it its address), as the C(nqrust.microvm.network) role does, so the checks that need the
+        bridge as it will be are skipped and the plan is made as the real run will make it.
+      - Ignored in a real run, where a missing bridge always fails the task.
+    type: bool
+    default: false
 notes:
   - Frames between guests of one bridge are not routed, but with br_netfilter loaded (C(net.bridge.bridge-nf-call-iptables=1),
     as Docker does) they pass the IP forward hook with the bridge as input and output interface; every table accepts them.
@@ -284,6 +292,7 @@ def argument_spec():
         uplinks=dict(type='list', elements='str', aliases=['uplink']),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         coexistence=dict(type='str', choices=['fail', 'allow'], default='fail'),
+        bridge_pending=dict(type='bool', default=False),
     )
 
 
@@ -292,7 +301,7 @@ def main():
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
     nft_path = module.get_bin_path('nft', required=True)
-    task = FirewallTask(module.params)
+    task = FirewallTask(dict(module.params, bridge_pending=module.params['bridge_pending'] and module.check_mode))
     result = converge(module, task.validate, task.read, task.plan, task.handlers,
                       after=task.after, view=task.view, report=task.report,
                       session_factory=lambda: FirewallSession(NftCli(nft_path)),

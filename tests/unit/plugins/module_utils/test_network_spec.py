@@ -79,3 +79,11 @@ def test_absent_networks_do_not_count_for_overlaps():
     _networks, validator = resolve([{'bridge': 'fcbr1', 'cidr': '10.9.0.0/24'},
                                     {'bridge': 'fcbr2', 'cidr': '10.9.0.0/24', 'state': 'absent'}])
     assert validator.ok, validator.messages
+
+
+@pytest.mark.parametrize('mode', ['nat', 'routed'])
+def test_routing_modes_need_a_cidr(mode):
+    _networks, validator = resolve([{'bridge': 'fcbr1', 'mode': mode}])
+    assert validator.messages == [
+        "parameter 'fc_networks[0].cidr' (value None): missing; a %s network needs its cidr "
+        "(the addresses its guests route from)" % mode]
