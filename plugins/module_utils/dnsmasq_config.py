@@ -430,7 +430,7 @@ def render_unit(spec, dnsmasq_path, kill_path='/bin/kill'):
         '[Unit]',
         'Description=nqrust.microvm DHCP and DNS (dnsmasq) for %s on %s' % (description, spec.bridge),
         'Documentation=man:dnsmasq(8)',
-        'After=network.target',
+        'After=network.target nqrust-microvm-networks.service',
         '',
         '[Service]',
         'Type=forking',

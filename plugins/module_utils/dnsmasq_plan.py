@@ -32,10 +32,10 @@ import dataclasses
 import errno
 import ipaddress
 import os
-import tempfile
 from typing import Optional
 
 from ansible_collections.nqrust.microvm.plugins.module_utils import dnsmasq_config, dnsmasq_service
+from ansible_collections.nqrust.microvm.plugins.module_utils.managed_files import remove_file, write_file
 from ansible_collections.nqrust.microvm.plugins.module_utils.plan import Change, Phase, render_state
 from ansible_collections.nqrust.microvm.plugins.module_utils.validation import ValidationError, ValidationErrors
 
@@ -239,28 +239,6 @@ def file_diffs(spec, before, after, summary_before, summary_after):
 
 # --------------------------------------------------------------------------- apply
 
-def write_file(path, content, mode=0o644, times=None):
-    """Atomically replace ``path`` with ``content`` (temporary file in the same directory, then rename)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(content.encode('utf-8', 'surrogateescape'))
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        if times is not None:
-            os.utime(temporary, ns=times)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-
-
 class InstanceHandlers(object):
     """``do``/``undo`` for the plan's changes (``apply_changes``)."""
 
@@ -286,7 +264,7 @@ class InstanceHandlers(object):
     def _put_back(self, path):
         old = self.host.files.get(path)
         if old is None:
-            dnsmasq_service.remove_file(path)
+            remove_file(path)
         else:
             write_file(path, old, times=self.host.times.get(path))
         self._unit_touched(path)
@@ -296,7 +274,7 @@ class InstanceHandlers(object):
             if change.action == 'write':
                 write_file(change.target, self.wanted[change.target])
             else:
-                dnsmasq_service.remove_file(change.target)
+                remove_file(change.target)
             self._unit_touched(change.target)
             return None
         supervisor = self._supervisor(change)

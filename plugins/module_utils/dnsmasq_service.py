@@ -26,12 +26,13 @@ show`` (``KEY=VALUE`` lines, the interface systemd documents for programs).
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import signal
 import subprocess
 import time
 from typing import Optional
+
+from ansible_collections.nqrust.microvm.plugins.module_utils.managed_files import remove_file
 
 PROC = '/proc'
 SYSTEMD_RUN_DIR = '/run/systemd/system'
@@ -162,15 +163,6 @@ def _wait_gone(pid, timeout, proc=PROC):
             return False
         time.sleep(0.02)
     return True
-
-
-def remove_file(path):
-    """Delete a file; a file already gone is fine."""
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
 
 
 def _remove_if_names(path, pid):

@@ -67,8 +67,8 @@ def _item_problems(position, item, validator):
         view.add('state', item.get('state'), 'state must be present or absent')
     if not item.get('bridge'):
         view.add('bridge', item.get('bridge'), 'every network names its Linux bridge (1-15 bytes)', 'missing')
-    options = dict((key, item.get(key)) for key in ('name', 'description', 'type', 'vlan_id', 'cidr', 'gateway',
-                                                     'mode', 'uplink', 'mtu', 'dhcp', 'dns'))
+    keys = ('name', 'description', 'type', 'vlan_id', 'cidr', 'gateway', 'mode', 'uplink', 'mtu', 'dhcp', 'dns')
+    options = dict((key, item.get(key)) for key in keys)
     options['bridge_name'] = item.get('bridge')
     values, checks = network_options(options)
     for error in checks.errors:

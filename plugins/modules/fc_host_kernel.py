@@ -132,37 +132,13 @@ sysctls:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nqrust.microvm.plugins.module_utils import host_kernel, sysctl
 from ansible_collections.nqrust.microvm.plugins.module_utils.converge import converge
+from ansible_collections.nqrust.microvm.plugins.module_utils.managed_files import read_text, remove_file, write_file
 from ansible_collections.nqrust.microvm.plugins.module_utils.plan import Handlers
-
-
-def _read_file(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def _write_file(path, content):
-    """Replace ``path`` atomically (temp file in the same directory, then rename), mode 0644."""
-    directory = os.path.dirname(path) or '.'
-    os.makedirs(directory, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=directory, prefix='.nqrust-microvm-')
-    try:
-        with os.fdopen(handle, 'w') as stream:
-            stream.write(content)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 class KernelHandlers(object):
@@ -192,15 +168,15 @@ class KernelHandlers(object):
         self.procsys.write(change.target, change.details['before']['value'])
 
     def write(self, change):
-        _write_file(change.target, change.details['content'])
+        write_file(change.target, change.details['content'])
 
     def restore_file(self, change, _result):
         previous = {self.desired.modules_load_file: self.current.modules_load_file,
                     self.desired.sysctl_file: self.current.sysctl_file}[change.target]
         if previous is None:
-            os.unlink(change.target)
+            remove_file(change.target)
         else:
-            _write_file(change.target, previous)
+            write_file(change.target, previous)
 
     def table(self):
         return (Handlers()
@@ -260,8 +236,8 @@ def main():
         state['current'] = host_kernel.Current(
             modules=state['modules'],
             sysctls={name: procsys.read(name) for name, _value in desired.sysctls},
-            modules_load_file=_read_file(desired.modules_load_file),
-            sysctl_file=_read_file(desired.sysctl_file))
+            modules_load_file=read_text(desired.modules_load_file),
+            sysctl_file=read_text(desired.sysctl_file))
         return state['current']
 
     def show(view_state):

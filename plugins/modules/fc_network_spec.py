@@ -61,17 +61,47 @@ networks:
   type: list
   elements: dict
   contains:
-    name: {description: Display name (default C(<bridge> Network)), type: str, sample: fcbr0 Network}
-    registry_id: {description: The registry's network id, or null, type: str}
-    bridge: {description: The Linux bridge, type: str, sample: fcbr0}
-    mode: {description: nat, routed, isolated, bridged or open, type: str, sample: nat}
-    state: {description: present or absent, type: str, sample: present}
-    cidr: {description: The network, or null, type: str, sample: 192.168.18.0/24}
-    gateway: {description: The bridge's address inside the CIDR, or null, type: str, sample: 192.168.18.240}
-    address: {description: The bridge's address with prefix length, or null, type: str, sample: 192.168.18.240/24}
-    uplink: {description: The NIC towards the outside, or null, type: str, sample: eth0}
-    mtu: {description: The bridge's MTU, or null for the kernel's default, type: int}
-    vlan_id: {description: The VLAN of the network's TAP ports, or null, type: int}
+    name:
+      description: Display name (default C(<bridge> Network)).
+      type: str
+      sample: fcbr0 Network
+    registry_id:
+      description: The registry's network id, or null.
+      type: str
+    bridge:
+      description: The Linux bridge.
+      type: str
+      sample: fcbr0
+    mode:
+      description: V(nat), V(routed), V(isolated), V(bridged) or V(open).
+      type: str
+      sample: nat
+    state:
+      description: V(present) or V(absent).
+      type: str
+      sample: present
+    cidr:
+      description: The network, or null.
+      type: str
+      sample: 192.168.18.0/24
+    gateway:
+      description: The bridge's address inside the CIDR, or null.
+      type: str
+      sample: 192.168.18.240
+    address:
+      description: The bridge's address with prefix length, or null.
+      type: str
+      sample: 192.168.18.240/24
+    uplink:
+      description: The NIC towards the outside, or null.
+      type: str
+      sample: eth0
+    mtu:
+      description: The bridge's MTU, or null (the kernel's default).
+      type: int
+    vlan_id:
+      description: The VLAN of the network's TAP ports, or null.
+      type: int
     dhcp:
       description: enabled, range_start and range_end (null - the DHCP module's default range), lease_time,
         static_leases and router (whether DHCP hands out the gateway as default route).
@@ -81,7 +111,9 @@ networks:
       description: enabled, upstream (null - the host's resolvers; [] - none) and domain.
       type: dict
       sample: {enabled: true, upstream: null, domain: null}
-    firewall: {description: Whether the collection filters this network (false for open mode), type: bool}
+    firewall:
+      description: Whether the collection filters this network (false for open mode).
+      type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule

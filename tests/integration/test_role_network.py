@@ -15,6 +15,7 @@ import tempfile
 import pytest
 
 from lab.playbook import run_playbook
+from lab import snapshot as snapshots
 from lab.snapshot import assert_unchanged, snapshot
 
 pytestmark = pytest.mark.module
@@ -29,7 +30,9 @@ ISOLATED = {'bridge': 'fcbr1', 'mode': 'isolated', 'cidr': '10.60.0.0/24'}
 def dirs_fixture():
     base = tempfile.mkdtemp(prefix='nql-netrole-')
     os.chmod(base, 0o755)  # dnsmasq reads its hosts files after dropping privileges
-    yield {'network_dnsmasq_%s_dir' % key: os.path.join(base, key) for key in ('config', 'state', 'run', 'unit')}
+    dirs = {'network_dnsmasq_%s_dir' % key: os.path.join(base, key) for key in ('config', 'state', 'run', 'unit')}
+    dirs.update(network_persist_dir=os.path.join(base, 'boot'), network_persist_unit_dir=os.path.join(base, 'unit'))
+    yield dirs
     shutil.rmtree(base)
 
 
@@ -153,3 +156,54 @@ def test_bad_networks_fail_before_the_host_changes(lab, ansible_env, dirs, netwo
     assert failed and expected in failed[0]['msg'], failed
     assert_unchanged(before, snapshot(hv))
     assert not os.path.exists(dirs['network_dnsmasq_config_dir'])
+
+
+def _built(host, bridges):
+    """What the role builds on a host, comparable between hosts: bridges, their addresses and routes, the nft tables."""
+    links = snapshots.links(host)
+    state = {
+        'bridges': {name: {key: value for key, value in links[name].items() if key != 'ifindex'}
+                    for name in bridges if name in links},
+        'addresses': [entry for entry in snapshots.addresses(host) if entry.split()[0] in bridges],
+        'routes': [entry for entry in snapshots.routes(host) if json.loads(entry)['dev'] in bridges],
+        'forwarding': host.run(['cat', '/proc/sys/net/ipv4/ip_forward']).stdout.strip(),
+        'tables': {},
+    }
+    for entry in snapshots.nft_tables(host):
+        family, name = entry.split()
+        if name.startswith('nqrust_microvm'):
+            listed = json.loads(host.run(['nft', '-j', 'list', 'table', family, name]).stdout)['nftables']
+            for item in listed:
+                for value in item.values():
+                    if isinstance(value, dict):
+                        value.pop('handle', None)
+            state['tables'][entry] = [item for item in listed if 'metainfo' not in item]
+    return state
+
+
+def test_the_persisted_replay_rebuilds_the_same_networks_on_a_fresh_host(lab, ansible_env, dirs):
+    hv = lab.add_host('hv1')
+    lab.upstream(hv)
+    run = run_playbook(lab, _play([NAT, ISOLATED], dirs), {'hv1': hv}, ansible_env)
+    assert run.ok, run.failures()
+    (persist,) = run.results('hv1', task='Keep the networks across reboots (boot-time replay files and unit)')
+    assert persist['bridges'] == ['fcbr0', 'fcbr1'] and len(persist['tables']) == 2, persist
+
+    unit = os.path.join(dirs['network_persist_unit_dir'], 'nqrust-microvm-networks.service')
+    verify = hv.run(['systemd-analyze', 'verify', unit], check=False)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+
+    # "reboot": a fresh host with nothing but the replay files, run as the unit runs them
+    fresh = lab.add_host('hv2')
+    boot = dirs['network_persist_dir']
+    fresh.run(['ip', '-batch', os.path.join(boot, 'links.batch')])
+    fresh.run(['nft', '-j', '-f', os.path.join(boot, 'nftables.json')])
+    fresh.run(['sysctl', '-q', '-p', os.path.join(boot, 'sysctl.conf')])
+    assert _built(fresh, ('fcbr0', 'fcbr1')) == _built(hv, ('fcbr0', 'fcbr1'))
+
+    # a second run writes nothing; removing a network takes it out of the replay
+    again = run_playbook(lab, _play([NAT, ISOLATED], dirs), {'hv1': hv}, ansible_env)
+    assert again.changed('hv1') == 0, again.changed_tasks('hv1')
+    run_playbook(lab, _play([NAT, dict(ISOLATED, state='absent')], dirs), {'hv1': hv}, ansible_env)
+    with open(os.path.join(boot, 'links.batch')) as handle:
+        assert 'fcbr1' not in handle.read()

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ansible_collections.nqrust.microvm.plugins.module_utils import dnsmasq_config, dnsmasq_plan, dnsmasq_service
+from ansible_collections.nqrust.microvm.plugins.module_utils import dnsmasq_config, dnsmasq_plan, dnsmasq_service, managed_files
 from ansible_collections.nqrust.microvm.plugins.module_utils.plan import PlanApplyError, apply_changes, order_changes
 from ansible_collections.nqrust.microvm.plugins.module_utils.validation import Validator
 
@@ -191,7 +191,7 @@ def test_a_failed_restart_brings_the_previous_configuration_back(tmp_path):
     old = make_spec(tmp_path, dhcp={'lease_time': '2h'})
     current = host_state(spec, dnsmasq_config.desired_files(old), pid=77)
     for path, text in dnsmasq_config.desired_files(old).items():
-        dnsmasq_plan.write_file(path, text)
+        managed_files.write_file(path, text)
     wanted = dnsmasq_config.desired_files(spec)
     supervisor = FakeSupervisor(fail_start=1)
     handlers = dnsmasq_plan.InstanceHandlers(spec, current, wanted, {'pidfile': supervisor})
