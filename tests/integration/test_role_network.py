@@ -31,7 +31,8 @@ def dirs_fixture():
     base = tempfile.mkdtemp(prefix='nql-netrole-')
     os.chmod(base, 0o755)  # dnsmasq reads its hosts files after dropping privileges
     dirs = {'network_dnsmasq_%s_dir' % key: os.path.join(base, key) for key in ('config', 'state', 'run', 'unit')}
-    dirs.update(network_persist_dir=os.path.join(base, 'boot'), network_persist_unit_dir=os.path.join(base, 'unit'))
+    dirs.update(network_persist_dir=os.path.join(base, 'boot'), network_persist_unit_dir=os.path.join(base, 'unit'),
+                network_guard_dir=os.path.join(base, 'guard'))
     yield dirs
     shutil.rmtree(base)
 
@@ -207,3 +208,60 @@ def test_the_persisted_replay_rebuilds_the_same_networks_on_a_fresh_host(lab, an
     run_playbook(lab, _play([NAT, dict(ISOLATED, state='absent')], dirs), {'hv1': hv}, ansible_env)
     with open(os.path.join(boot, 'links.batch')) as handle:
         assert 'fcbr1' not in handle.read()
+
+
+def test_routed_and_open_networks(lab, ansible_env, dirs):
+    hv = lab.add_host('hv1')
+    up = lab.upstream(hv)
+    routed = {'bridge': 'fcbr2', 'mode': 'routed', 'cidr': '10.70.0.0/24'}
+    opened = {'bridge': 'fcbr3', 'mode': 'open', 'cidr': '10.80.0.0/24', 'gateway': '10.80.0.1'}
+    run = run_playbook(lab, _play([routed, opened], dirs), {'hv1': hv}, ansible_env)
+    assert run.ok, run.failures()
+    assert hv.addresses('fcbr3') == ['10.80.0.1/24']
+    tables = snapshots.nft_tables(hv)
+    assert [entry for entry in tables if entry.endswith('fcbr2')] and not [e for e in tables if e.endswith('fcbr3')]
+    assert sorted(os.listdir(dirs['network_dnsmasq_config_dir'])) == ['fcbr2.conf', 'fcbr2.dhcp-hosts', 'fcbr2.hosts']
+
+    _tap(hv, 'tap-r1', 'fcbr2')
+    guest = lab.add_guest('r1', hv, 'tap-r1')
+    lease = guest.dhcp()
+    up.ip('route', 'replace', '10.70.0.0/24', 'via', hv.uplink['address'].split('/')[0])
+    # routed: no NAT, both ways, once the outside has a route
+    assert guest.ping(INTERNET)
+    assert up.ping(lease['ip'])
+
+    again = run_playbook(lab, _play([routed, opened], dirs), {'hv1': hv}, ansible_env)
+    assert again.changed('hv1') == 0, again.changed_tasks('hv1')
+
+
+def test_bridged_network_moves_the_uplink_and_keeps_the_host_reachable(lab, ansible_env, dirs):
+    hv = lab.add_host('hv1')
+    up = lab.upstream(hv)
+    address = hv.uplink['address']
+    bridged = {'bridge': 'br0', 'mode': 'bridged', 'uplink': 'uplink0'}
+    check = run_playbook(lab, _play([bridged], dirs), {'hv1': hv}, ansible_env, check=True)
+    assert check.ok, check.failures()
+    assert hv.link('br0') is None
+
+    run = run_playbook(lab, _play([bridged], dirs), {'hv1': hv}, ansible_env)
+    assert run.ok, run.failures()
+    assert _changed_items(check) == _changed_items(run)
+    (armed,) = run.results('hv1', task='Arm the rollback of uplinks moving into bridges (commit-confirmed)')
+    assert armed['armed'] is True
+    (confirmed,) = run.results('hv1', task='Confirm the uplink moves (a failure here means they were rolled back)')
+    assert confirmed['disarmed'] is True
+    assert hv.link('uplink0')['master'] == 'br0'
+    assert hv.addresses('br0') == [address] and hv.addresses('uplink0') == []
+    assert hv.ping(INTERNET)
+
+    # a guest on the bridge is on the upstream LAN itself
+    _tap(hv, 'tap-b1', 'br0')
+    guest = lab.add_guest('b1', hv, 'tap-b1')
+    guest.ip('address', 'add', '203.0.113.200/24', 'dev', 'eth0')
+    assert guest.ping('203.0.113.1')
+    assert up.ping('203.0.113.200')
+
+    again = run_playbook(lab, _play([bridged], dirs), {'hv1': hv}, ansible_env)
+    assert again.ok and again.changed('hv1') == 0, again.changed_tasks('hv1')
+    (armed,) = again.results('hv1', task='Arm the rollback of uplinks moving into bridges (commit-confirmed)')
+    assert armed['armed'] is False
