@@ -29,7 +29,7 @@ import os
 from typing import Optional
 
 from ansible_collections.nqrust.microvm.plugins.module_utils import dhcp_ranges
-from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import DHCP_MODES, MODES
+from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import DHCP_MODES
 from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import hostname as dns_name
 from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import lease_time as check_lease_time
 from ansible_collections.nqrust.microvm.plugins.module_utils.network_settings import split_cidr

@@ -12,7 +12,7 @@ short_description: Commit-confirmed for moving a host's uplink into a bridge
 version_added: 1.0.0
 description:
   - Guards the step that can cut a host off from its controller - moving the uplink, with the address the
-    controller reaches the host on, into a bridge (bridged mode, nqrust.microvm.fc_bridge with O(pairs[].uplink)).
+    controller reaches the host on, into a bridge (bridged mode, nqrust.microvm.fc_bridge with an uplink).
   - V(armed), run before that step, starts a watchdog on the host. V(confirmed), run as the next task over a new
     connection (C(meta - reset_connection) in between), stops it - the controller reached the host after the change.
   - If nothing confirms within O(timeout) seconds, the watchdog moves the addresses and routes back from the bridge
@@ -109,7 +109,8 @@ from ansible_collections.nqrust.microvm.plugins.module_utils.netlink import (
 )
 from ansible_collections.nqrust.microvm.plugins.module_utils.validation import Validator, interface_name
 
-TIMEOUT_MIN, TIMEOUT_MAX = 5, 3600
+TIMEOUT_MIN = 5
+TIMEOUT_MAX = 3600
 
 
 def main():

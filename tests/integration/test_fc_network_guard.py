@@ -40,8 +40,8 @@ def _ok(result):
 
 
 def _arm(hv, state_dir, timeout, check_mode=False):
-    return _ok(run_module(hv, 'fc_network_guard', {'state': 'armed', 'pairs': [{'bridge': 'br0', 'uplink': 'uplink0'}],
-                                                    'timeout': timeout, 'state_dir': state_dir}, check_mode=check_mode))
+    args = {'state': 'armed', 'pairs': [{'bridge': 'br0', 'uplink': 'uplink0'}], 'timeout': timeout, 'state_dir': state_dir}
+    return _ok(run_module(hv, 'fc_network_guard', args, check_mode=check_mode))
 
 
 def _bridge(hv):
