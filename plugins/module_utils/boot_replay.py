@@ -21,6 +21,7 @@ Pure rendering from records read elsewhere (``netlink.Link``/``Address``/``Route
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from ansible_collections.nqrust.microvm.plugins.module_utils.ip_forwarding import FORWARDING
@@ -74,11 +75,23 @@ def render_links(bridges, links, addresses, routes):
     return '\n'.join(lines) + '\n'
 
 
+def _zero_counters(value):
+    """Counter statements start at zero: what was counted is not part of the configuration."""
+    if isinstance(value, dict):
+        if set(value) == {'counter'}:
+            return {'counter': {'packets': 0, 'bytes': 0}}
+        return dict((key, _zero_counters(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_zero_counters(item) for item in value]
+    return value
+
+
 def render_nftables(contents):
     """The ``nft -j -f`` document re-creating ``contents`` (TableContent list) in one transaction."""
     commands = []
     for content in sorted(contents, key=lambda item: (item.table.family, item.table.name)):
-        commands.extend(content.replace_commands())
+        rules = tuple(dataclasses.replace(rule, expr=tuple(_zero_counters(list(rule.expr)))) for rule in content.rules)
+        commands.extend(dataclasses.replace(content, rules=rules).replace_commands())
     return json.dumps(batch(commands), indent=1, sort_keys=True) + '\n'
 
 

@@ -215,8 +215,11 @@ def test_routed_and_open_networks(lab, ansible_env, dirs):
     up = lab.upstream(hv)
     routed = {'bridge': 'fcbr2', 'mode': 'routed', 'cidr': '10.70.0.0/24'}
     opened = {'bridge': 'fcbr3', 'mode': 'open', 'cidr': '10.80.0.0/24', 'gateway': '10.80.0.1'}
+    check = run_playbook(lab, _play([routed, opened], dirs), {'hv1': hv}, ansible_env, check=True)
+    assert check.ok, check.failures()
     run = run_playbook(lab, _play([routed, opened], dirs), {'hv1': hv}, ansible_env)
     assert run.ok, run.failures()
+    assert _changed_items(check) == _changed_items(run)
     assert hv.addresses('fcbr3') == ['10.80.0.1/24']
     tables = snapshots.nft_tables(hv)
     assert [entry for entry in tables if entry.endswith('fcbr2')] and not [e for e in tables if e.endswith('fcbr3')]
@@ -226,9 +229,19 @@ def test_routed_and_open_networks(lab, ansible_env, dirs):
     guest = lab.add_guest('r1', hv, 'tap-r1')
     lease = guest.dhcp()
     up.ip('route', 'replace', '10.70.0.0/24', 'via', hv.uplink['address'].split('/')[0])
-    # routed: no NAT, both ways, once the outside has a route
-    assert guest.ping(INTERNET)
-    assert up.ping(lease['ip'])
+    _tap(hv, 'tap-o1', 'fcbr3')
+    other = lab.add_guest('o1', hv, 'tap-o1')
+    other.ip('address', 'add', '10.80.0.9/24', 'dev', 'eth0')
+    # routed: no NAT, both ways, once the outside has a route; open: no filtering by the collection
+    matrix = {
+        'routed guest -> gateway': guest.ping('10.70.0.1'),
+        'routed guest -> upstream': guest.ping(INTERNET),
+        'upstream -> routed guest': up.ping(lease['ip']),
+        'routed guest -> open guest': guest.ping('10.80.0.9', timeout=1),
+        'open guest -> gateway': other.ping('10.80.0.1'),
+    }
+    assert matrix == {'routed guest -> gateway': True, 'routed guest -> upstream': True, 'upstream -> routed guest': True,
+                      'routed guest -> open guest': False, 'open guest -> gateway': True}
 
     again = run_playbook(lab, _play([routed, opened], dirs), {'hv1': hv}, ansible_env)
     assert again.changed('hv1') == 0, again.changed_tasks('hv1')

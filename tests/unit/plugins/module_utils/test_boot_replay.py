@@ -43,11 +43,13 @@ def test_a_kernel_without_vlan_filtering_gets_no_vlan_words():
 def test_nftables_is_one_transaction_replacing_each_table():
     table = Table('inet', 'nqrust_microvm_fw_fcbr0')
     chain = Chain('inet', table.name, 'forward', 'filter', 'forward', 0, 'accept')
-    rule = Rule('inet', table.name, 'forward', ({'accept': None},), 'nqrust.microvm x')
+    rule = Rule('inet', table.name, 'forward', ({'counter': {'packets': 7, 'bytes': 420}}, {'accept': None}), 'nqrust.microvm x')
     document = json.loads(boot_replay.render_nftables([TableContent(table, (chain,), (rule,))]))
     commands = document['nftables']
     verbs = [next(iter(item)) for item in commands if 'metainfo' not in item]
     assert verbs == ['add', 'delete', 'add', 'add', 'add']
+    # what was counted is not configuration: the file does not change with traffic
+    assert commands[-1]['add']['rule']['expr'][0] == {'counter': {'packets': 0, 'bytes': 0}}
 
 
 def test_sysctl_lists_only_what_is_on():
