@@ -5,23 +5,12 @@
 
 from __future__ import annotations
 
-import json
-
-from ansible.module_utils import basic
-
 from ansible_collections.nqrust.microvm.plugins.module_utils import bridge, host_lock, netlink
 from ansible_collections.nqrust.microvm.plugins.modules import fc_bridge
+from ansible_collections.nqrust.microvm.tests.unit.plugins.modules.module_harness import call_main
 from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.netlink_fakes import FakeIPRoute
 
 MACHINE_ID = '0123456789abcdef0123456789abcdef'
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 def run(monkeypatch, tmp_path, args, ipr=None):
@@ -34,35 +23,8 @@ def run(monkeypatch, tmp_path, args, ipr=None):
     monkeypatch.setattr(bridge, 'read_machine_id', lambda: MACHINE_ID)
     monkeypatch.setattr(host_lock, 'LOCK_DIRS', (str(tmp_path),))
 
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    module_args = dict(args)
-    module_args['_ansible_check_mode'] = module_args.pop('_check_mode', False)
-    module_args['_ansible_diff'] = True
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core before 2.19
-        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': module_args}).encode())
-        patcher = None
-    else:
-        patcher = patch_module_args(module_args)
-    try:
-        if patcher is None:
-            fc_bridge.main()
-        else:
-            with patcher:
-                fc_bridge.main()
-    except ExitJson as done:
-        return 'exit', done.args[0], fake
-    except FailJson as failed:
-        return 'fail', failed.args[0], fake
-    raise AssertionError('the module neither exited nor failed')
+    kind, result = call_main(monkeypatch, fc_bridge.main, args)
+    return kind, result, fake
 
 
 def writes(ipr):

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -14,15 +13,8 @@ from ansible.module_utils import basic
 
 from ansible_collections.nqrust.microvm.plugins.module_utils import dnsmasq_service, host_lock, netlink
 from ansible_collections.nqrust.microvm.plugins.modules import fc_dnsmasq
+from ansible_collections.nqrust.microvm.tests.unit.plugins.modules.module_harness import call_main
 from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.netlink_fakes import FakeIPRoute
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 class Daemons(object):
@@ -66,36 +58,9 @@ def run(monkeypatch, tmp_path, args, ipr=None):
     monkeypatch.setattr(host_lock, 'LOCK_DIRS', (str(tmp_path),))
     monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, *a, **k: '/usr/sbin/%s' % name)
 
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
     module_args = {'config_dir': str(tmp_path / 'etc'), 'state_dir': str(tmp_path / 'lib'), 'run_dir': str(tmp_path / 'run')}
     module_args.update(args)
-    module_args['_ansible_check_mode'] = module_args.pop('_check_mode', False)
-    module_args['_ansible_diff'] = True
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core before 2.19
-        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': module_args}).encode())
-        patcher = None
-    else:
-        patcher = patch_module_args(module_args)
-    try:
-        if patcher is None:
-            fc_dnsmasq.main()
-        else:
-            with patcher:
-                fc_dnsmasq.main()
-    except ExitJson as done:
-        return 'exit', done.args[0]
-    except FailJson as failed:
-        return 'fail', failed.args[0]
-    raise AssertionError('the module neither exited nor failed')
+    return call_main(monkeypatch, fc_dnsmasq.main, module_args)
 
 
 def files_in(tmp_path):

@@ -5,27 +5,18 @@
 
 from __future__ import annotations
 
-import json
-
 from ansible.module_utils import basic
 
 from ansible_collections.nqrust.microvm.plugins.module_utils import firewall, host_lock
 from ansible_collections.nqrust.microvm.plugins.module_utils.nftables import NftCli
 from ansible_collections.nqrust.microvm.plugins.modules import fc_firewall
+from ansible_collections.nqrust.microvm.tests.unit.plugins.modules.module_harness import call_main
 from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.firewall_fakes import (
     FakeNetlink,
     make_procsys,
     read_sysctl,
 )
 from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.nft_fakes import FakeNft
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 def run(monkeypatch, tmp_path, args, nft=None, netlink=None, nft_path='/usr/sbin/nft'):
@@ -40,35 +31,8 @@ def run(monkeypatch, tmp_path, args, nft=None, netlink=None, nft_path='/usr/sbin
     monkeypatch.setattr(host_lock, 'LOCK_DIRS', (str(tmp_path),))
     monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False, opt_dirs=None: nft_path)
 
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    module_args = dict(args)
-    module_args['_ansible_check_mode'] = module_args.pop('_check_mode', False)
-    module_args['_ansible_diff'] = True
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core before 2.19
-        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': module_args}).encode())
-        patcher = None
-    else:
-        patcher = patch_module_args(module_args)
-    try:
-        if patcher is None:
-            fc_firewall.main()
-        else:
-            with patcher:
-                fc_firewall.main()
-    except ExitJson as done:
-        return 'exit', done.args[0], nft
-    except FailJson as failed:
-        return 'fail', failed.args[0], nft
-    raise AssertionError('the module neither exited nor failed')
+    kind, result = call_main(monkeypatch, fc_firewall.main, args)
+    return kind, result, nft
 
 
 def test_check_mode_then_real_run_then_no_change(monkeypatch, tmp_path):
