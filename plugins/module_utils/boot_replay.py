@@ -55,7 +55,6 @@ def _bridge_words(link):
 
 def render_links(bridges, links, addresses, routes):
     """The ``ip -batch`` text for ``bridges`` (Links), given every link, address and route of the host."""
-    by_index = dict((link.index, link) for link in links)
     lines = [HEADER % 'bridges, their addresses, uplinks and routes']
     for bridge in sorted(bridges, key=lambda link: link.name):
         lines.append(_bridge_words(bridge))
@@ -70,7 +69,7 @@ def render_links(bridges, links, addresses, routes):
                 lines.append('address add %s dev %s' % (address.cidr, bridge.name))
         lines.append('link set dev %s up' % bridge.name)
         for route in routes:
-            if route.oif == bridge.index and not route.kernel_managed and by_index.get(route.oif) is bridge:
+            if route.oif == bridge.index and not route.kernel_managed:
                 lines.append('route replace %s' % route.describe(dev=bridge.name))
     return '\n'.join(lines) + '\n'
 
@@ -110,7 +109,6 @@ def render_unit(directory, ip_path, nft_path, sysctl_path):
         HEADER % 'boot-time replay of the networks',
         '[Unit]',
         'Description=nqrust.microvm networks (bridges, addresses, firewall, forwarding)',
-        'Documentation=https://galaxy.ansible.com/ui/repo/published/nqrust/microvm/',
         'DefaultDependencies=no',
         'After=systemd-modules-load.service systemd-sysctl.service systemd-udev-settle.service',
         'Before=network-pre.target',

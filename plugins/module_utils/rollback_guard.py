@@ -149,20 +149,23 @@ def arm(session, state_dir, pairs, timeout):
     return record
 
 
-def disarm(state_dir):
-    """Stop a watchdog that has not acted; returns its record (None when there was none)."""
+def disarm(state_dir, wait=10.0):
+    """Tell a watchdog to stop and wait for it; returns its record (None when there was none).
+
+    The watchdog is not killed: one that already began rolling back finishes (a half-done move
+    back would be worse than either state), and ``rollback_result`` then says so.
+    """
     files = paths(state_dir)
     text = read_text(files['guard'])
     if text is None:
         return None
     record = json.loads(text)
     write_file(files['confirm'], 'confirmed at %s\n' % time.time(), mode=0o600)
-    if watchdog_alive(record):
-        try:
-            os.kill(record['pid'], signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    deadline = time.time() + wait
+    while watchdog_alive(record) and time.time() < deadline:
+        time.sleep(POLL_SECONDS / 2)
     remove_file(files['guard'])
+    remove_file(files['confirm'])
     return record
 
 

@@ -140,17 +140,16 @@ def main():
     result = dict(changed=False, armed=False, disarmed=False, guarded=[])
 
     if params['state'] == 'confirmed':
-        rolled = rollback_guard.rollback_result(state_dir)
+        record = None if module.check_mode else rollback_guard.disarm(state_dir)
+        rolled = rollback_guard.rollback_result(state_dir)   # also one that finished while we confirmed
         if rolled is not None:
             if not module.check_mode:
                 rollback_guard.forget(state_dir)
             module.fail_json(msg='the network change was rolled back: it was not confirmed within %s s (%s)%s' % (
                 rolled['timeout'], '; '.join(rolled['done']) or 'nothing to undo',
                 '; errors: ' + '; '.join(rolled['errors']) if rolled['errors'] else ''), rollback=rolled, **result)
-        if not module.check_mode:
-            record = rollback_guard.disarm(state_dir)
-            if record is not None:
-                result.update(disarmed=True, guarded=[dict(bridge=b, uplink=u) for b, u in record['pairs']])
+        if record is not None:
+            result.update(disarmed=True, guarded=[dict(bridge=b, uplink=u) for b, u in record['pairs']])
         module.exit_json(**result)
 
     try:

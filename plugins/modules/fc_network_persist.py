@@ -148,7 +148,7 @@ def main():
 
     def read(session):
         paths = state['paths']
-        current = dict((path, read_text(path)) for path in paths.values())
+        current = state['current'] = dict((path, read_text(path)) for path in paths.values())
         if params['state'] == 'present':
             links = session.netlink.links()
             bridges = [link for link in links if link.is_bridge and link.managed]
@@ -220,15 +220,11 @@ def main():
                 .register('disable', 'unit', systemctl))
 
     def report(_session, changes, _check_mode):
-        final = after(None, state['current_files'], changes)
+        final = after(None, state['current'], changes)
         return {'files': dict((path, text) for path, text in final.items() if text is not None),
                 'bridges': state['bridges'], 'tables': state['tables']}
 
-    def read_and_keep(session):
-        state['current_files'] = read(session)
-        return state['current_files']
-
-    result = converge(module, validate, read_and_keep, plan, handlers, after=after, report=report,
+    result = converge(module, validate, read, plan, handlers, after=after, report=report,
                       session_factory=lambda: FirewallSession(NftCli(nft_path)),
                       operational_errors=(NetlinkOperationError, NftError, SysctlError, OSError))
     module.exit_json(**result)
