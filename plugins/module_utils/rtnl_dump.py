@@ -10,13 +10,19 @@ of every message (statistics, per-family configuration, ...) and costs about 1.5
 are asked for, when they are asked for, with ``struct``: about 30 times faster.
 
 The messages it returns answer the part of pyroute2's message interface that
-``netlink.link_from_msg`` uses (``msg['index']``, ``msg['flags']``, ``msg['ifi_type']``,
-``msg.get_attr('IFLA_...')``, nested ``get_attr`` on ``IFLA_LINKINFO`` and its
-``IFLA_INFO_DATA`` / ``IFLA_INFO_SLAVE_DATA``), so one decoding path serves both readers.
+``netlink.link_from_msg`` and ``netlink.port_vlans_from_msg`` use (``msg['index']``,
+``msg['flags']``, ``msg['ifi_type']``, ``msg.get_attr('IFLA_...')``, nested ``get_attr`` on
+``IFLA_LINKINFO`` and its ``IFLA_INFO_DATA`` / ``IFLA_INFO_SLAVE_DATA``, and in ``AF_BRIDGE``
+dumps ``IFLA_AF_SPEC`` as ``{'attrs': [('IFLA_BRIDGE_VLAN_INFO', {'flags': .., 'vid': ..}), ...]}``
+and ``IFLA_PROTINFO``), so one decoding path serves both readers.
 An attribute name missing from the tables below raises ``KeyError``, so a new field cannot
 be read as silently absent.
 
-Writes keep going through pyroute2; this is only the bulk read.
+This is the one rtnetlink decoder of the collection: ``messages()`` splits what the kernel
+sends into messages, ``error_of()`` reads an ``NLMSG_ERROR`` (acknowledgement or errno, with the
+kernel's extended-ack text), ``dump_links()`` runs a dump on its own socket or on one it is
+given. The encoding side (link requests, for modules that write without pyroute2) is
+``rtnl_socket``; it takes its attribute numbers from the tables here.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import socket
 import struct
 
 NETLINK_ROUTE = 0
+AF_UNSPEC = 0
+AF_BRIDGE = 7
 RTM_NEWLINK = 16
 RTM_GETLINK = 18
 NLMSG_ERROR = 2
@@ -35,17 +43,23 @@ NLM_F_REQUEST = 0x1
 NLM_F_MULTI = 0x2
 NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
+NLM_F_CAPPED = 0x100        # in NLMSG_ERROR: the request is not echoed
+NLM_F_ACK_TLVS = 0x200      # in NLMSG_ERROR: extended-ack attributes follow
+NLMSGERR_ATTR_MSG = 1
 NLA_TYPE_MASK = 0x3FFF
 IFLA_EXT_MASK = 29
+RTEXT_FILTER_BRVLAN_COMPRESSED = 1 << 2
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 
 NLMSGHDR = struct.Struct('=IHHII')      # length, type, flags, sequence, port id
 IFINFOMSG = struct.Struct('=BxHiII')    # family, (pad), type, index, flags, change
 RTATTR = struct.Struct('=HH')           # length, type
+ERRMSG = struct.Struct('=i')            # negative errno, 0 for an acknowledgement
+VLAN_INFO = struct.Struct('=HH')        # bridge_vlan_info: flags, vid
 
 OPERSTATES = ('UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP')
 
-# name -> (attribute type, format); formats: u8 u16 u32 u64 i32 be16 str mac state flag nested
+# name -> (attribute type, format); formats: u8 u16 u32 u64 i32 be16 str mac state, and nested ones
 LINK_ATTRS = {
     'IFLA_ADDRESS': (1, 'mac'),
     'IFLA_BROADCAST': (2, 'mac'),
@@ -60,6 +74,7 @@ LINK_ATTRS = {
     'IFLA_LINKINFO': (18, 'linkinfo'),
     'IFLA_IFALIAS': (20, 'str'),
     'IFLA_GROUP': (27, 'u32'),
+    'IFLA_EXT_MASK': (IFLA_EXT_MASK, 'u32'),    # sent in requests, never in a link
     'IFLA_PROMISCUITY': (30, 'u32'),
     'IFLA_NUM_TX_QUEUES': (31, 'u32'),
     'IFLA_NUM_RX_QUEUES': (32, 'u32'),
@@ -139,7 +154,19 @@ BRIDGE_PORT_ATTRS = {
 DATA_ATTRS = {'bridge': BRIDGE_DATA_ATTRS, 'tun': TUN_DATA_ATTRS, 'vlan': VLAN_DATA_ATTRS, 'veth': VETH_DATA_ATTRS}
 SLAVE_DATA_ATTRS = {'bridge': BRIDGE_PORT_ATTRS}
 
-_SCALARS = {
+# IFLA_AF_SPEC of an AF_BRIDGE message (bridge VLANs); IFLA_BRIDGE_VLAN_INFO repeats, once per entry
+BRIDGE_AF_SPEC_ATTRS = {
+    'IFLA_BRIDGE_FLAGS': (0, 'u16'),
+    'IFLA_BRIDGE_MODE': (1, 'u16'),
+    'IFLA_BRIDGE_VLAN_INFO': (2, 'vlan_info'),
+}
+
+# The messages of an AF_BRIDGE dump (every bridge port, and bridges): the link attributes plus
+# the port settings (IFLA_PROTINFO) and the bridge VLANs (IFLA_AF_SPEC).
+BRIDGE_LINK_ATTRS = dict(LINK_ATTRS, IFLA_PROTINFO=(12, 'protinfo'), IFLA_AF_SPEC=(26, 'bridge_af_spec'))
+
+# struct of each scalar format, for decoding here and encoding in rtnl_socket
+SCALARS = {
     'u8': struct.Struct('=B'),
     'u16': struct.Struct('=H'),
     'u32': struct.Struct('=I'),
@@ -149,49 +176,94 @@ _SCALARS = {
 }
 
 
-def _attributes(buffer, start, end):
-    """{attribute type: (payload start, payload end)} of the rtattrs in buffer[start:end]."""
-    found = {}
+def _each_attribute(buffer, start, end):
+    """``(type, payload start, payload end)`` of every rtattr in buffer[start:end], in order, repeats included."""
+    unpack = RTATTR.unpack_from
     offset = start
     while offset + 4 <= end:
-        length, kind = RTATTR.unpack_from(buffer, offset)
+        length, kind = unpack(buffer, offset)
         if length < 4:
             break
-        found[kind & NLA_TYPE_MASK] = (offset + 4, offset + length)
+        yield kind & NLA_TYPE_MASK, offset + 4, offset + length
         offset += (length + 3) & ~3
-    return found
+
+
+def _string(buffer, start, end):
+    return bytes(buffer[start:end]).split(b'\0', 1)[0].decode('utf-8', 'replace')
+
+
+_KNOWN = {}    # id(table) -> the attribute types the table names
 
 
 class Attributes(object):
-    """A set of netlink attributes decoded on demand, with pyroute2's ``get_attr``."""
+    """A set of netlink attributes decoded on demand, with pyroute2's ``get_attr``.
 
-    __slots__ = ('_buffer', '_spans', '_table', '_decoded')
+    The attributes are walked only as far as the one asked for (a TAP's message has about 50,
+    its bridge-port data 40 more), and each is decoded once, when first asked for.
+    """
+
+    __slots__ = ('_buffer', '_offset', '_end', '_spans', '_table', '_decoded')
 
     def __init__(self, buffer, start, end, table):
         self._buffer = buffer
-        self._spans = _attributes(buffer, start, end)
+        self._offset = start
+        self._end = end
+        self._spans = {}
         self._table = table
         self._decoded = {}
+
+    def _span(self, kind):
+        """``(start, end)`` of the payload of the first attribute of type ``kind``, or ``None``.
+
+        Walks on from where the last look-up stopped, remembering the attributes of the table
+        that it passes (a dump of a thousand TAPs is walked about 40 000 times: this loop is
+        most of what reading them costs).
+        """
+        spans = self._spans
+        span = spans.get(kind)
+        if span is not None:
+            return span
+        offset = self._offset
+        if offset is None:
+            return None
+        known = _KNOWN.get(id(self._table))
+        if known is None:
+            known = _KNOWN[id(self._table)] = frozenset(number for number, dummy in self._table.values())
+        buffer, end, unpack = self._buffer, self._end, RTATTR.unpack_from
+        while offset + 4 <= end:
+            length, found = unpack(buffer, offset)
+            if length < 4:
+                break
+            found &= NLA_TYPE_MASK
+            if found == kind:
+                span = spans[found] = (offset + 4, offset + length)
+                self._offset = offset + ((length + 3) & ~3)
+                return span
+            if found in known and found not in spans:
+                spans[found] = (offset + 4, offset + length)
+            offset += (length + 3) & ~3
+        self._offset = None
+        return None
 
     def get_attr(self, name, default=None):
         """The decoded value of attribute ``name`` (``KeyError`` for a name this reader does not know)."""
         if name in self._decoded:
             return self._decoded[name]
         kind, fmt = self._table[name]
-        span = self._spans.get(kind)
+        span = self._span(kind)
         value = default if span is None else self._decode(fmt, span[0], span[1])
         self._decoded[name] = value
         return value
 
     def _decode(self, fmt, start, end):
         buffer = self._buffer
-        scalar = _SCALARS.get(fmt)
+        scalar = SCALARS.get(fmt)
         if scalar is not None:
             if end - start < scalar.size:
                 return None
             return scalar.unpack_from(buffer, start)[0]
         if fmt == 'str':
-            return bytes(buffer[start:end]).split(b'\0', 1)[0].decode('utf-8', 'replace')
+            return _string(buffer, start, end)
         if fmt == 'mac':
             return ':'.join('%02x' % octet for octet in bytes(buffer[start:end]))
         if fmt == 'state':
@@ -199,7 +271,30 @@ class Attributes(object):
             return OPERSTATES[code] if code < len(OPERSTATES) else 'UNKNOWN'
         if fmt == 'linkinfo':
             return LinkInfo(buffer, start, end)
+        if fmt == 'protinfo':
+            return Attributes(buffer, start, end, BRIDGE_PORT_ATTRS)
+        if fmt == 'bridge_af_spec':
+            return {'attrs': _bridge_af_spec(buffer, start, end)}
         raise ValueError('unknown attribute format %r' % (fmt,))
+
+
+def _bridge_af_spec(buffer, start, end):
+    """The attributes of an ``AF_BRIDGE`` ``IFLA_AF_SPEC`` in order, as pyroute2 lists them: ``[(name, value)]``."""
+    names = dict((kind, (name, fmt)) for name, (kind, fmt) in BRIDGE_AF_SPEC_ATTRS.items())
+    found = []
+    for kind, first, last in _each_attribute(buffer, start, end):
+        entry = names.get(kind)
+        if entry is None:
+            continue
+        name, fmt = entry
+        if fmt == 'vlan_info':
+            if last - first < VLAN_INFO.size:
+                continue
+            flags, vid = VLAN_INFO.unpack_from(buffer, first)
+            found.append((name, {'flags': flags, 'vid': vid}))
+        elif last - first >= SCALARS[fmt].size:
+            found.append((name, SCALARS[fmt].unpack_from(buffer, first)[0]))
+    return found
 
 
 class LinkInfo(Attributes):
@@ -219,13 +314,18 @@ class LinkInfo(Attributes):
 
 
 class LinkMessage(Attributes):
-    """One ``RTM_NEWLINK`` message of a dump: header fields by item, attributes by ``get_attr``."""
+    """One ``RTM_NEWLINK`` message of a dump: header fields by item, attributes by ``get_attr``.
+
+    Messages of an ``AF_BRIDGE`` dump also know ``IFLA_PROTINFO`` and ``IFLA_AF_SPEC``
+    (``BRIDGE_LINK_ATTRS``).
+    """
 
     __slots__ = ('_header',)
 
     def __init__(self, buffer, start, end):
         family, ifi_type, index, flags, change = IFINFOMSG.unpack_from(buffer, start)
-        super(LinkMessage, self).__init__(buffer, start + IFINFOMSG.size, end, LINK_ATTRS)
+        table = BRIDGE_LINK_ATTRS if family == AF_BRIDGE else LINK_ATTRS
+        super(LinkMessage, self).__init__(buffer, start + IFINFOMSG.size, end, table)
         self._header = {'family': family, 'ifi_type': ifi_type, 'index': index, 'flags': flags, 'change': change}
 
     def __getitem__(self, key):
@@ -235,62 +335,105 @@ class LinkMessage(Attributes):
         """Header field ``key`` (as pyroute2 messages answer ``msg.get``)."""
         return self._header.get(key, default)
 
+    @property
+    def index(self):
+        """The ifindex (as a ``netlink.Link`` has it), for callers that only need that."""
+        return self._header['index']
+
 
 class DumpInterrupted(Exception):
     """The kernel flagged the dump as inconsistent (links changed while it ran)."""
 
 
-def _request(sequence):
-    attr = RTATTR.pack(8, IFLA_EXT_MASK) + struct.pack('=I', RTEXT_FILTER_SKIP_STATS)
-    body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attr
+def messages(data):
+    """``(type, flags, sequence, start, end)`` of every netlink message in ``data``; ``start:end`` is its payload.
+
+    Raises ``OSError(EPROTO)`` for a header whose length does not fit the data.
+    """
+    offset = 0
+    size = len(data)
+    while offset + NLMSGHDR.size <= size:
+        length, kind, flags, sequence, _port = NLMSGHDR.unpack_from(data, offset)
+        if length < NLMSGHDR.size or offset + length > size:
+            raise OSError(errno.EPROTO, 'malformed netlink message (length %d at offset %d of %d)' % (length, offset, size))
+        yield kind, flags, sequence, offset + NLMSGHDR.size, offset + length
+        offset += (length + 3) & ~3
+
+
+def error_of(data, start, end, flags=0):
+    """``(errno, text)`` of the ``NLMSG_ERROR`` payload ``data[start:end]``: errno 0 is an acknowledgement.
+
+    The kernel sends a negative errno; it is returned positive. ``text`` is the kernel's own
+    explanation (extended ack, e.g. "Port does not support isolation") or ``None``.
+    """
+    code = -ERRMSG.unpack_from(data, start)[0]
+    text = None
+    if flags & NLM_F_ACK_TLVS:
+        offset = start + ERRMSG.size
+        if flags & NLM_F_CAPPED:
+            offset += NLMSGHDR.size
+        else:
+            offset += (NLMSGHDR.unpack_from(data, offset)[0] + 3) & ~3
+        for kind, first, last in _each_attribute(data, offset, end):
+            if kind == NLMSGERR_ATTR_MSG:
+                text = _string(data, first, last) or None
+                break
+    return code, text
+
+
+def _request(sequence, family=AF_UNSPEC, ext_mask=RTEXT_FILTER_SKIP_STATS):
+    attr = RTATTR.pack(8, IFLA_EXT_MASK) + struct.pack('=I', ext_mask)
+    body = IFINFOMSG.pack(family, 0, 0, 0, 0) + attr
     return NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
 
 
 def _read_dump(sock, sequence):
-    messages = []
+    found = []
     interrupted = False
     while True:
         data = memoryview(sock.recv(1 << 20))
-        offset = 0
-        while offset + NLMSGHDR.size <= len(data):
-            length, kind, flags, seq, _port = NLMSGHDR.unpack_from(data, offset)
-            if length < NLMSGHDR.size:
-                raise OSError(errno.EPROTO, 'malformed netlink message in the link dump')
-            end = offset + length
-            if seq == sequence:
-                if flags & NLM_F_DUMP_INTR:
-                    interrupted = True
-                if kind == NLMSG_DONE:
-                    if interrupted:
-                        raise DumpInterrupted()
-                    return messages
-                if kind == NLMSG_ERROR:
-                    code = struct.unpack_from('=i', data, offset + NLMSGHDR.size)[0]
-                    if code:
-                        raise OSError(-code, os.strerror(-code))
-                    return messages
-                if kind == RTM_NEWLINK:
-                    messages.append(LinkMessage(data, offset + NLMSGHDR.size, end))
-            offset += (length + 3) & ~3
+        for kind, flags, seq, start, end in messages(data):
+            if seq != sequence:
+                continue
+            if flags & NLM_F_DUMP_INTR:
+                interrupted = True
+            if kind == NLMSG_DONE:
+                if interrupted:
+                    raise DumpInterrupted()
+                return found
+            if kind == NLMSG_ERROR:
+                code, text = error_of(data, start, end, flags)
+                if code:
+                    raise OSError(code, os.strerror(code) + (' (%s)' % text if text else ''))
+                return found
+            if kind == RTM_NEWLINK:
+                found.append(LinkMessage(data, start, end))
 
 
-def dump_links(attempts=5):
+def dump_links(attempts=5, sock=None, family=AF_UNSPEC, ext_mask=RTEXT_FILTER_SKIP_STATS, sequence=1):
     """All links of the current network namespace as ``LinkMessage`` objects (one dump).
 
-    A dump the kernel flags as interrupted (links changed meanwhile) is repeated, up to
-    ``attempts`` times. Errors are raised as ``OSError`` with the kernel's errno.
+    ``sock``: a bound ``NETLINK_ROUTE`` socket to use (default: one opened and closed here);
+    ``family=AF_BRIDGE`` with ``ext_mask=RTEXT_FILTER_BRVLAN_COMPRESSED`` dumps the bridge ports
+    and bridges with their VLANs. A dump the kernel flags as interrupted (links changed
+    meanwhile) is repeated, up to ``attempts`` times, with sequence numbers from ``sequence``
+    on. Errors are raised as ``OSError`` with the kernel's errno.
     """
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    own = sock is None
+    if own:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.bind((0, 0))
-        for attempt in range(1, attempts + 1):
-            sock.send(_request(attempt))
+        if own:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            sock.bind((0, 0))
+        for attempt in range(attempts):
+            sock.send(_request(sequence + attempt, family, ext_mask))
             try:
-                return _read_dump(sock, attempt)
+                return _read_dump(sock, sequence + attempt)
             except DumpInterrupted:
-                if attempt == attempts:
+                if attempt == attempts - 1:
                     raise OSError(errno.EAGAIN, 'the link dump was interrupted %d times by concurrent changes' % attempts)
         return []
     finally:
-        sock.close()
+        if own:
+            sock.close()

@@ -10,146 +10,27 @@ reason; in the kernel lane a skip fails the run. The lane runs these tests twice
 with the module under pyroute2 0.7 (NQRUST_TARGET_PYTHON).
 
 Under qemu TCG starting Python and importing ansible and pyroute2 costs minutes, so the modules
-run through a small fork server (``ModuleServer``): one process of the target interpreter
-imports them once, then forks a child per run that enters the lab host's network namespace and
-runs the module as ``__main__`` with the arguments Ansible would pass, exactly as
-``lab.module_run.run_module`` does in a fresh process. ``FC_VLAN_FRESH_PROCESS=1`` uses
-``run_module`` instead.
+run through the lab's fork server (``lab.module_run.module_runner``), which imports them once;
+``NQRUST_MODULE_FRESH_PROCESS=1`` runs each in a fresh process instead.
 """
 
 import json
-import os
-import select
-import subprocess
-import time
 
 import pytest
 
 from lab import kernel
-from lab.module_run import module_path, run_module, target_python
+from lab.module_run import module_runner
 
 pytestmark = [pytest.mark.kernel, pytest.mark.module, pytest.mark.timeout(1200)]
 
 # --------------------------------------------------------------------------- running the module
 
-SERVER = r'''
-import ctypes, json, os, runpy, sys, tempfile, traceback
-import ansible.module_utils.basic
-import ansible_collections.nqrust.microvm.plugins.module_utils.netlink
-import ansible_collections.nqrust.microvm.plugins.module_utils.converge
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-PACKAGE = 'ansible_collections.nqrust.microvm.plugins.modules.'
-sys.stdout.write('ready\n')
-sys.stdout.flush()
-for line in sys.stdin:
-    request = json.loads(line)
-    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    args = tempfile.NamedTemporaryFile('w', prefix='fc-vlan-args-', suffix='.json')
-    json.dump({'ANSIBLE_MODULE_ARGS': request['args']}, args)
-    args.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            fd = os.open('/run/netns/' + request['netns'], os.O_RDONLY)
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), 'setns into %s failed' % request['netns'])
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-            sys.argv = [request['module'], args.name]
-            runpy.run_module(PACKAGE + request['module'], run_name='__main__', alter_sys=True)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-            code = 99
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    status = os.waitpid(pid, 0)[1]
-    args.close()
-    out.seek(0)
-    err.seek(0)
-    reply = {'rc': os.waitstatus_to_exitcode(status), 'stdout': out.read().decode('utf-8', 'replace'),
-             'stderr': err.read().decode('utf-8', 'replace')[-4000:]}
-    sys.stdout.write(json.dumps(reply) + '\n')
-    sys.stdout.flush()
-'''
-
-
-class ModuleServer:
-    """A process of the target interpreter that runs modules in forked children (see the module docstring)."""
-
-    def __init__(self, python, timeout=900):
-        env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join([module_path()] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
-        self.proc = subprocess.Popen([python, '-c', SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=env, text=True)
-        self.buffer = ''
-        line = self._readline(timeout)
-        if line != 'ready':
-            self.close()
-            raise RuntimeError('module server did not start: %r' % line)
-
-    def _readline(self, timeout):
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while '\n' not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError('module server: no answer in %d s' % timeout)
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                raise RuntimeError('module server exited (%s)' % self.proc.poll())
-            self.buffer += chunk.decode('utf-8', 'replace')
-        line, self.buffer = self.buffer.split('\n', 1)
-        return line
-
-    def run(self, netns, name, args, check_mode=False, diff=False, timeout=600):
-        payload = dict(args, _ansible_check_mode=bool(check_mode), _ansible_diff=bool(diff))
-        self.proc.stdin.write(json.dumps({'netns': netns, 'module': name, 'args': payload}) + '\n')
-        self.proc.stdin.flush()
-        reply = json.loads(self._readline(timeout))
-        try:
-            result = json.loads(reply['stdout'])
-        except ValueError:
-            raise AssertionError('module %s in %s exited %d without a JSON result\nstdout: %s\nstderr: %s'
-                                 % (name, netns, reply['rc'], reply['stdout'][-4000:], reply['stderr'])) from None
-        result.setdefault('rc', reply['rc'])
-        return result
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-
 
 @pytest.fixture(name='fc_vlan', scope='module')
 def fc_vlan_fixture():
     """``fc_vlan(host, args, check_mode=False)`` -> the module's result dict (diff mode on)."""
-    if os.environ.get('FC_VLAN_FRESH_PROCESS') == '1':
-        yield lambda host, args, check_mode=False: run_module(host, 'fc_vlan', args, check_mode=check_mode, diff=True)
-        return
-    server = None
-
-    def call(host, args, check_mode=False):
-        nonlocal server
-        if server is None:
-            server = ModuleServer(target_python())
-        return server.run(host.netns, 'fc_vlan', args, check_mode=check_mode, diff=True)
-
-    try:
-        yield call
-    finally:
-        if server is not None:
-            server.close()
+    with module_runner() as run:
+        yield lambda host, args, check_mode=False: run(host, 'fc_vlan', args, check_mode=check_mode, diff=True)
 
 
 # --------------------------------------------------------------------------- helpers
