@@ -29,13 +29,16 @@ pytest_args=(-p no:cacheprovider -ra "$@")
 inner="set -e; cd '$root'; for m in tun 8021q bridge veth; do modprobe \$m; done
 export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin' PYTHONDONTWRITEBYTECODE=1
 '$venv/bin/python' -m pytest ${pytest_args[*]@Q} -m kernel --junitxml='$results/kernel.xml' tests/integration
-# the module tests once more, with the modules running under pyroute2 0.7 (Debian 12's)
+# the module tests once more, with the modules running under pyroute2 0.7 (Debian 12's).
+# fc_tap writes through its own rtnetlink socket and reaches pyroute2 only to plan VLANs: two of
+# its kernel tests (hybrid ports with isolation; VLANs refused without filtering) cover that path,
+# the other three (12 min under TCG) would only repeat the kernel's own VLAN behaviour.
 NQRUST_TARGET_PYTHON='$root/.venv-pyroute2-0.7/bin/python' '$venv/bin/python' -m pytest ${pytest_args[*]@Q} \\
-    -m 'kernel and module' --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]"
+    -m 'kernel and module' -k 'not test_fc_tap_vlan or hybrid_port or filtering_off' --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]"
 
 echo "kernel lane: booting $release under qemu (TCG)"
 # qemu re-opens /proc/self/fd/1 and 2 with O_TRUNC: when they are files (a CI log), that would
 # wipe everything written before. Through a pipe they stay appended.
 set -o pipefail
-timeout --kill-after=30 2400 "$venv/bin/vng" --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
+timeout --kill-after=30 3000 "$venv/bin/vng" --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
     --overlay-rwdir /etc --rwdir "$results" --exec "$inner" 2>&1 | cat
