@@ -31,13 +31,7 @@ requirements:
   - root
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: linux
+  - nqrust.microvm.attributes.host_changes
 options:
   bridge:
     description:

@@ -40,13 +40,7 @@ requirements:
   - root or the CAP_NET_ADMIN capability
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: linux
+  - nqrust.microvm.attributes.host_changes
 options:
   bridge:
     description:

@@ -24,13 +24,7 @@ author:
   - NQRust MicroVM developers (@nqrust)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: linux
+  - nqrust.microvm.attributes.host_changes
 options:
   modules:
     description:

@@ -28,13 +28,7 @@ requirements:
   - pyroute2 (0.7 or later) on the managed host
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: linux
+  - nqrust.microvm.attributes.host_reads
 options:
   state:
     description: V(armed) before the uplink moves, V(confirmed) after it.

@@ -22,13 +22,7 @@ requirements:
   - pyroute2 (0.7 or later) on the managed host
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: linux
+  - nqrust.microvm.attributes.host_reads
 options:
   bridges:
     description:

@@ -24,14 +24,7 @@ requirements:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - nqrust.microvm.registry_connection
-attributes:
-  check_mode:
-    support: full
-    details: Only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - nqrust.microvm.attributes.reads
 options:
   id:
     description: Only the network with this UUID.

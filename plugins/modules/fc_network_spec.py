@@ -28,13 +28,7 @@ author:
   - NQRust MicroVM developers (@nqrust)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - nqrust.microvm.attributes.reads
 options:
   networks:
     description:

@@ -26,13 +26,7 @@ requirements:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - nqrust.microvm.registry_connection
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - nqrust.microvm.attributes.registry_changes
 options:
   name:
     description:

@@ -37,13 +37,7 @@ requirements:
     one (not pyroute2, unlike the collection's other network modules).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: linux
+  - nqrust.microvm.attributes.host_changes
 options:
   name:
     description:
