@@ -26,6 +26,7 @@ import pytest
 import lab as lablib
 from lab import state as lab_state
 from lab.errors import format_report
+from lab.role_dirs import network_role_dirs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTS = os.path.join(REPO, 'tests')
@@ -120,6 +121,17 @@ def lab_fixture():
     if any(left.values()):
         lablib.sweep(lab_ids=[instance.lab_id])
         pytest.fail('lab %s left resources behind after its teardown: %s' % (instance.lab_id, format_report(left)))
+
+
+@pytest.fixture(name='dirs')
+def dirs_fixture():
+    """The network role's directories for one test (``lab.role_dirs``), dnsmasq as a pidfile daemon; removed afterwards."""
+    base = tempfile.mkdtemp(prefix='nql-netrole-')
+    os.chmod(base, 0o755)  # dnsmasq reads its hosts files after dropping privileges
+    try:
+        yield dict(network_role_dirs(base), network_dnsmasq_supervisor='pidfile')
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

@@ -9,8 +9,6 @@ exactly what the role made.
 
 import json
 import os
-import shutil
-import tempfile
 
 import pytest
 
@@ -26,15 +24,6 @@ NAT = {'name': 'Tenants', 'bridge': 'fcbr0', 'mode': 'nat', 'cidr': '10.50.0.0/2
 ISOLATED = {'bridge': 'fcbr1', 'mode': 'isolated', 'cidr': '10.60.0.0/24'}
 
 
-@pytest.fixture(name='dirs')
-def dirs_fixture():
-    base = tempfile.mkdtemp(prefix='nql-netrole-')
-    os.chmod(base, 0o755)  # dnsmasq reads its hosts files after dropping privileges
-    dirs = {'network_dnsmasq_%s_dir' % key: os.path.join(base, key) for key in ('config', 'state', 'run', 'unit')}
-    dirs.update(network_persist_dir=os.path.join(base, 'boot'), network_persist_unit_dir=os.path.join(base, 'unit'),
-                network_guard_dir=os.path.join(base, 'guard'))
-    yield dirs
-    shutil.rmtree(base)
 
 
 def _play(networks, dirs, **extra):
