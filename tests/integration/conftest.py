@@ -26,6 +26,7 @@ import pytest
 import lab as lablib
 from lab import state as lab_state
 from lab.errors import format_report
+from lab.module_run import target_python
 from lab.role_dirs import network_role_dirs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -147,7 +148,8 @@ def ansible_env():
 
     ANSIBLE_COLLECTIONS_PATH holds ``ansible_collections/nqrust/microvm`` as a symlink to the
     repository root; the directory is removed at the end of the session. Modules run with this
-    Python (the venv: pyroute2, psycopg) unless an inventory sets ansible_python_interpreter.
+    Python (the venv: pyroute2, psycopg), or $NQRUST_TARGET_PYTHON (pyroute2 0.7), unless an inventory
+    sets ansible_python_interpreter; implicit localhost (delegated registry tasks) keeps the controller's.
     """
     root = tempfile.mkdtemp(prefix='nqrust-ansible-')
     collections = os.path.join(root, 'collections')
@@ -167,7 +169,7 @@ def ansible_env():
         'ANSIBLE_LOCALHOST_WARNING': '0',
         'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
         'ANSIBLE_LOCAL_TEMP': os.path.join(root, 'tmp'),
-        'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
+        'ANSIBLE_PYTHON_INTERPRETER': target_python(),
         'PYTHONPATH': os.pathsep.join(python_path),
         'PATH': os.pathsep.join([os.path.dirname(sys.executable)] + [p for p in env.get('PATH', '').split(os.pathsep) if p]),
     })

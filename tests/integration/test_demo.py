@@ -6,7 +6,9 @@ not touched.
 """
 
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -26,9 +28,11 @@ def summary_of(output):
     return output[output.index('== summary'):].splitlines()[1:]
 
 
-def test_demo_converges_reaches_as_each_mode_says_then_changes_nothing_and_cleans_up(ansible_env, tmp_path):
+def test_demo_converges_reaches_as_each_mode_says_then_changes_nothing_and_cleans_up(ansible_env):
     lab_id = 'dm' + os.urandom(3).hex()
-    state = str(tmp_path / 'demo-state')
+    parent = tempfile.mkdtemp(prefix='nql-demo-')
+    os.chmod(parent, 0o755)  # dnsmasq reads its hosts files after dropping privileges
+    state = os.path.join(parent, 'state')
     env = dict(ansible_env, NQRUST_DEMO_LAB_ID=lab_id, NQRUST_DEMO_STATE=state)
     try:
         first = demo(env, 'up')
@@ -52,6 +56,7 @@ def test_demo_converges_reaches_as_each_mode_says_then_changes_nothing_and_clean
                    for line in summary_of(second.stdout)), summary_of(second.stdout)
     finally:
         gone = demo(env, 'down')
+        shutil.rmtree(parent, ignore_errors=True)
     assert gone.returncode == 0, gone.stderr
     assert not os.path.exists(state)
     left = lablib.leftovers([lab_id])

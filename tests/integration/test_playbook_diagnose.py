@@ -10,12 +10,12 @@ once the fix it names has been applied.
 
 import os
 import signal
-import sys
 import time
 
 import pytest
 import yaml
 
+from lab.module_run import target_python
 from lab.playbook import run_playbook
 
 from registry_testing import add_host, fresh_database
@@ -47,7 +47,7 @@ class Site:
             yaml.safe_dump({'plugin': 'nqrust.microvm.registry', 'compose': {
                 'ansible_connection': "'nqrust.microvm.netns'",
                 'ansible_netns_name': "'%s'" % hv.netns,
-                'ansible_python_interpreter': "'%s'" % sys.executable,
+                'ansible_python_interpreter': "'%s'" % target_python(),
             }}, handle)
 
     def converge(self):

@@ -9,8 +9,10 @@
     assert run.changed('hv1') == 0
 
 Each lab host becomes an inventory host reached through the ``nqrust.microvm.netns``
-connection plugin (``ansible_netns_name`` = its namespace) with the controller's Python
-(``ansible_playbook_python``), so the collection's modules run with the test venv's libraries.
+connection plugin (``ansible_netns_name`` = its namespace) with the modules' interpreter of
+``lab.module_run.target_python()``: the test venv's Python, or ``$NQRUST_TARGET_PYTHON`` (the
+integration lane's second pass: pyroute2 0.7, as Debian 12 hosts have). Tasks delegated to
+localhost (the registry modules) run with the controller's Python.
 Results come from ansible-runner's structured events and stats, never from the printed
 output. The private data directory lives in the lab's temp directory and goes with the lab.
 """
@@ -21,6 +23,8 @@ import tempfile
 
 import ansible_runner
 import yaml
+
+from lab.module_run import target_python
 
 
 class PlaybookRun:
@@ -80,7 +84,7 @@ def inventory_for(hosts, group='hypervisors', variables=None):
         entries[name] = {
             'ansible_connection': 'nqrust.microvm.netns',
             'ansible_netns_name': host.netns,
-            'ansible_python_interpreter': '{{ ansible_playbook_python }}',
+            'ansible_python_interpreter': target_python(),
         }
         entries[name].update((variables or {}).get(name, {}))
     return {'all': {'children': {group: {'hosts': entries}}}}
