@@ -29,12 +29,15 @@ pytest_args=(-p no:cacheprovider -ra "$@")
 inner="set -e; cd '$root'; for m in tun 8021q bridge veth; do modprobe \$m; done
 export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin' PYTHONDONTWRITEBYTECODE=1
 '$venv/bin/python' -m pytest ${pytest_args[*]@Q} -m kernel --junitxml='$results/kernel.xml' tests/integration
-# the module tests once more, with the modules running under pyroute2 0.7 (Debian 12's). fc_tap's
-# are left out: it reads and writes through its own rtnetlink socket (pyroute2 is only imported for
-# the VLAN planning helpers it shares with fc_vlan, which run here); its other tests run under
-# 0.7 in the integration lane, and its five kernel tests take 12 min under TCG.
+# the module tests once more, with the modules running under pyroute2 0.7 (Debian 12's): every
+# netlink write path of fc_bridge and fc_vlan (VLAN filtering, port VLANs incl. the bridge's own,
+# ranges, sub-interfaces, refusals). Left out, to keep CI within its 90 minutes: the tests whose
+# extra part is guest traffic (the kernel's forwarding, the same whatever wrote the settings), and
+# fc_tap's, which reads and writes through its own rtnetlink socket (pyroute2 is only imported for
+# the VLAN planning it shares with fc_vlan) and runs under 0.7 in the integration lane.
 NQRUST_TARGET_PYTHON='$root/.venv-pyroute2-0.7/bin/python' '$venv/bin/python' -m pytest ${pytest_args[*]@Q} \\
-    -m 'kernel and module' --deselect tests/integration/test_fc_tap_vlan.py --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]"
+    -m 'kernel and module' --deselect tests/integration/test_fc_tap_vlan.py \\
+    -k 'not traffic_flows and not isolate_guests and not carries_both_vlans' --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]"
 
 echo "kernel lane: booting $release under qemu (TCG)"
 # qemu re-opens /proc/self/fd/1 and 2 with O_TRUNC: when they are files (a CI log), that would
