@@ -12,7 +12,6 @@ import os
 import signal
 import time
 
-import pytest
 import yaml
 
 from lab.module_run import target_python
@@ -31,10 +30,6 @@ VM = 'd1a90000-0000-4000-8000-0000000000a1'
 COMPARE = 'Compare each host with what it should have'
 SAY = 'Say what was found'
 FAIL = 'Fail when something is wrong (diagnose_fail_on_problems)'
-
-
-
-
 
 
 class Site:

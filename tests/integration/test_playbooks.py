@@ -29,8 +29,6 @@ from registry_testing import VM1, VM2, add_host, collection_import_path, fresh_d
 INTERNET = '192.0.2.1'
 
 
-
-
 @pytest.fixture(name='workdir')
 def workdir_fixture():
     path = tempfile.mkdtemp(prefix='nql-playbooks-')

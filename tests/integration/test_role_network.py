@@ -24,8 +24,6 @@ NAT = {'name': 'Tenants', 'bridge': 'fcbr0', 'mode': 'nat', 'cidr': '10.50.0.0/2
 ISOLATED = {'bridge': 'fcbr1', 'mode': 'isolated', 'cidr': '10.60.0.0/24'}
 
 
-
-
 def _play(networks, dirs, **extra):
     role_vars = dict(dirs, network_dnsmasq_supervisor='pidfile', **extra)
     if networks is not None:

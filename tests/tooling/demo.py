@@ -211,9 +211,8 @@ def summary(server, reach, playbooks, first_run):
         verdict = 'as expected' if seen['reaches'] == expected else 'WRONG'
         if seen['reaches'] != expected:
             wrong.append(seen['guest'])
-        say('  guest %-12s (%s, %s) %s upstream %s: %s' % (seen['guest'], mode, seen['ip'],
-                                                          'reaches' if seen['reaches'] else 'cannot reach',
-                                                          UPSTREAM_ADDRESS, verdict))
+        reaches = 'reaches' if seen['reaches'] else 'cannot reach'
+        say('  guest %-12s (%s, %s) %s upstream %s: %s' % (seen['guest'], mode, seen['ip'], reaches, UPSTREAM_ADDRESS, verdict))
     total = sum(playbooks.changed.values())
     say('  tasks that changed something this run: %d (%s)' % (
         total, ', '.join('%s %d' % item for item in sorted(playbooks.changed.items()))))
