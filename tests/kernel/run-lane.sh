@@ -26,7 +26,8 @@ fi
 # The guest sees the root filesystem read-only: /etc (for /etc/netns overlays) gets a
 # throwaway overlay, and only the results directory is written through to this machine.
 pytest_args=(-p no:cacheprovider -ra "$@")
-inner="set -e; cd '$root'; for m in tun 8021q bridge veth; do modprobe \$m; done
+started="$results/.kernel-lane-guest-started"
+inner="set -e; touch '$started'; cd '$root'; for m in tun 8021q bridge veth; do modprobe \$m; done
 export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin' PYTHONDONTWRITEBYTECODE=1
 '$venv/bin/python' -m pytest ${pytest_args[*]@Q} -m kernel --junitxml='$results/kernel.xml' tests/integration
 # the module tests once more, with the modules running under pyroute2 0.7 (Debian 12's): every
@@ -39,9 +40,36 @@ NQRUST_TARGET_PYTHON='$root/.venv-pyroute2-0.7/bin/python' '$venv/bin/python' -m
     -m 'kernel and module' --deselect tests/integration/test_fc_tap_vlan.py \\
     -k 'not traffic_flows and not isolate_guests and not carries_both_vlans' --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]"
 
-echo "kernel lane: booting $release under qemu (TCG)"
 # qemu re-opens /proc/self/fd/1 and 2 with O_TRUNC: when they are files (a CI log), that would
-# wipe everything written before. Through a pipe they stay appended.
-set -o pipefail
-timeout --kill-after=30 3000 "$venv/bin/vng" --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
-    --overlay-rwdir /etc --rwdir "$results" --exec "$inner" 2>&1 | cat
+# wipe everything written before. Through a pipe (here a process substitution) they stay appended.
+#
+# Now and then a TCG boot stops early and the guest sits idle for good (seen once: 17 s of CPU in
+# 40 min). The guest's first command touches $started in the results directory; when that has not
+# happened within $boot_wait s, the whole qemu process group is killed and the boot tried again.
+boot_wait=${NQRUST_KERNEL_BOOT_WAIT:-300}
+attempts=3
+rc=1
+for attempt in $(seq 1 $attempts); do
+    rm -f "$started"
+    echo "kernel lane: booting $release under qemu (TCG), attempt $attempt of $attempts"
+    # setsid: qemu and everything vng starts share one process group, which a hung boot loses whole
+    setsid timeout --kill-after=30 3000 "$venv/bin/vng" --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
+        --overlay-rwdir /etc --rwdir "$results" --exec "$inner" > >(cat) 2>&1 &
+    guest=$!
+    waited=0
+    while [ ! -e "$started" ] && kill -0 "$guest" 2>/dev/null && [ "$waited" -lt "$boot_wait" ]; do
+        sleep 2
+        waited=$((waited + 2))
+    done
+    if [ ! -e "$started" ] && kill -0 "$guest" 2>/dev/null; then
+        echo "kernel lane: the guest did not start within ${boot_wait}s; killing qemu and booting again" >&2
+        kill -KILL -- "-$guest" 2>/dev/null || true
+        wait "$guest" 2>/dev/null || true
+        continue
+    fi
+    rc=0
+    wait "$guest" || rc=$?
+    break
+done
+rm -f "$started"
+exit $rc
