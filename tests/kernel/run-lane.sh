@@ -27,10 +27,18 @@ fi
 # throwaway overlay, and only the results directory is written through to this machine.
 pytest_args=(-p no:cacheprovider -ra "$@")
 started="$results/.kernel-lane-guest-started"
-inner="set -e; touch '$started'; cd '$root'; for m in tun 8021q bridge veth; do modprobe \$m; done
+# The guest runs this file: vng hands an --exec script to the guest on the kernel command line
+# (base64, at most 2048 bytes on x86), and a longer one is cut off and the guest sits idle for
+# good, so the command line only names the file.
+guest_script="$results/.kernel-lane-guest.sh"
+cat > "$guest_script" <<EOF
+set -e
+touch '$started'
+cd '$root'
+for m in tun 8021q bridge veth; do modprobe \$m; done
 export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin' PYTHONDONTWRITEBYTECODE=1
 '$venv/bin/python' -m pytest ${pytest_args[*]@Q} -m kernel --junitxml='$results/kernel.xml' tests/integration
-# the module tests once more, with the modules running under pyroute2 0.7 (Debian 12's): every
+# The module tests once more, with the modules running under pyroute2 0.7 (Debian 12's): every
 # netlink write path of fc_bridge and fc_vlan (VLAN filtering, port VLANs incl. the bridge's own,
 # ranges, sub-interfaces, refusals). Left out, to keep CI within its 90 minutes: the tests whose
 # extra part is guest traffic (the kernel's forwarding, the same whatever wrote the settings), and
@@ -38,14 +46,18 @@ export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/
 # the VLAN planning it shares with fc_vlan) and runs under 0.7 in the integration lane.
 NQRUST_TARGET_PYTHON='$root/.venv-pyroute2-0.7/bin/python' '$venv/bin/python' -m pytest ${pytest_args[*]@Q} \\
     -m 'kernel and module' --deselect tests/integration/test_fc_tap_vlan.py \\
-    -k 'not traffic_flows and not isolate_guests and not carries_both_vlans' --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]"
+    -k 'not traffic_flows and not isolate_guests and not carries_both_vlans' \\
+    --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]
+EOF
+inner="sh '$guest_script'"
 
 # qemu re-opens /proc/self/fd/1 and 2 with O_TRUNC: when they are files (a CI log), that would
 # wipe everything written before. Through a pipe (here a process substitution) they stay appended.
 #
-# Now and then a TCG boot stops early and the guest sits idle for good (seen once: 17 s of CPU in
-# 40 min). The guest's first command touches $started in the results directory; when that has not
-# happened within $boot_wait s, the whole qemu process group is killed and the boot tried again.
+# Should the guest still not start (it sat idle for good when its script was cut off, see above),
+# the lane does not wait 50 minutes for nothing: the guest's first command touches $started in the
+# results directory; when that has not happened within $boot_wait s, the whole qemu process group
+# is killed and the boot tried again.
 boot_wait=${NQRUST_KERNEL_BOOT_WAIT:-300}
 attempts=3
 rc=1
@@ -71,5 +83,5 @@ for attempt in $(seq 1 $attempts); do
     wait "$guest" || rc=$?
     break
 done
-rm -f "$started"
+rm -f "$started" "$guest_script"
 exit $rc
