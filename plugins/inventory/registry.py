@@ -17,8 +17,9 @@ description:
   - Each host gets C(ansible_host) (the host's C(addr)), C(fc_registry_host_id) (its id in the registry) and
     C(fc_networks), its networks in exactly the shape the P(nqrust.microvm.network#role) role takes
     (see docs/network-model.md in the collection).
-  - Hosts are grouped by network name, bridge, VLAN and mode (see O(group_by)); O(compose), O(groups) and
-    O(keyed_groups) add variables and groups of your own.
+  - Every host joins the group O(host_group) (default C(hypervisors), the group the collection's playbooks
+    run on), and the groups of its networks' names, bridges, VLANs and modes (see O(group_by)); O(compose),
+    O(groups) and O(keyed_groups) add variables and groups of your own.
   - The configuration file's name must end in C(.registry.yml) or C(.registry.yaml).
 author:
   - NQRust MicroVM developers (@nqrust)
@@ -35,6 +36,14 @@ options:
     type: str
     required: true
     choices: [nqrust.microvm.registry]
+  host_group:
+    description:
+      - The group every host of the registry joins, whatever its networks; the collection's playbooks run on
+        C(hypervisors) unless told otherwise (their C(fc_hosts) variable).
+      - The name is used as given (no O(group_prefix)); it must be a valid group name (letters, digits and C(_),
+        not starting with a digit). An empty string makes no such group.
+    type: str
+    default: hypervisors
   group_prefix:
     description:
       - What the names of the groups this plugin makes start with.
@@ -56,7 +65,7 @@ notes:
   - The whole fleet is read with one SQL statement whatever the number of hosts.
   - Two hosts with the same name are told apart by adding C(-) and the first 8 hex digits of the id to the later
     one (by id), with a warning.
-  - Hosts without networks are listed with an empty C(fc_networks).
+  - Hosts without networks are listed with an empty C(fc_networks), and in O(host_group).
 seealso:
   - module: nqrust.microvm.fc_network_registry
   - module: nqrust.microvm.fc_registry_host
@@ -69,6 +78,7 @@ plugin: nqrust.microvm.registry
 ---
 # fleet.registry.yml -- explicit settings, a cache, and groups of your own
 plugin: nqrust.microvm.registry
+host_group: fc_fleet_eu1
 login_host: db.example.com
 login_user: nqrust_ro
 login_db: nqrust
@@ -86,6 +96,8 @@ keyed_groups:
   - key: fc_networks | map(attribute='bridge') | list
     prefix: uses
 """
+
+import re
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -106,6 +118,8 @@ from ansible_collections.nqrust.microvm.plugins.module_utils.registry_fleet impo
 
 CONNECTION_OPTIONS = ('login_host', 'login_port', 'login_user', 'login_password', 'login_db', 'ssl_mode', 'ca_cert',
                       'connect_timeout', 'dsn')
+# what Ansible accepts as a group name without a warning or a rewrite
+GROUP_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 # SQLSTATEs meaning the registry tables or columns are missing: the schema is not migrated
 UNDEFINED_OBJECT_STATES = ('42P01', '42703')
 
@@ -123,6 +137,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache=cache)
         self._read_config_data(path)
+        host_group = self.get_option('host_group')
+        if host_group and not GROUP_NAME.match(host_group):
+            raise AnsibleParserError("option 'host_group' (value %r): a group name is letters, digits and _, not starting "
+                                     "with a digit (or empty: no such group)" % host_group)
 
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option('cache') and cache
@@ -172,6 +190,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, fleet):
         prefix = self.get_option('group_prefix') or ''
         kinds = self.get_option('group_by') or []
+        host_group = self.get_option('host_group')
         strict = self.get_option('strict')
         compose = self.get_option('compose')
         groups = self.get_option('groups')
@@ -192,7 +211,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 variables['ansible_host'] = entry['addr']
             for key, value in variables.items():
                 inventory.set_variable(name, key, value)
-            member_of = []
+            member_of = [host_group] if host_group else []
             for item in entry['networks']:
                 for group in group_names(item, prefix=prefix, kinds=kinds):
                     if group not in member_of:

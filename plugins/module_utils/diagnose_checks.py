@@ -39,9 +39,9 @@ from ansible_collections.nqrust.microvm.plugins.module_utils.firewall_rules impo
 
 SITE = 'run playbooks/site.yml (the network role)'
 SOURCES = ('registry', 'inventory')
-CHECKS = ('network_spec', 'bridge', 'bridge_up', 'bridge_address', 'bridge_mtu', 'uplink', 'vlan_filtering', 'dhcp',
-          'firewall', 'forwarding', 'absent', 'tap', 'tap_vlan', 'unregistered_bridge', 'unregistered_tap',
-          'stray_firewall', 'stray_dhcp')
+CHECKS = ('network_spec', 'bridge', 'bridge_up', 'bridge_address', 'bridge_mtu', 'uplink', 'vlan_filtering',
+          'bridge_vlan', 'dhcp', 'firewall', 'forwarding', 'absent', 'tap', 'tap_vlan', 'unregistered_bridge',
+          'unregistered_tap', 'stray_firewall', 'stray_dhcp')
 
 
 @dataclasses.dataclass
@@ -206,12 +206,29 @@ def _uplinks(report, net, host):
     return found
 
 
-def _check_vlan_filtering(report, net, link):
+def _check_bridge_vlan(report, net, link, host):
+    """The bridge's own VLAN: its address, and with it the gateway, DHCP and DNS, serve the network's VLAN."""
+    if not net['address'] or host.port_vlans is None:
+        return
+    name, bridge, vid = net['name'], net['bridge'], net['vlan_id']
+    entry = host.port_vlans.get(link.index)
+    pvid = entry.pvid if entry is not None else None
+    if pvid == vid:
+        report.good(name, bridge, 'bridge_vlan', '%s: its address %s is in VLAN %d' % (bridge, net['address'], vid))
+    else:
+        report.bad(name, bridge, 'bridge_vlan', '%s: its own port is in %s, so guests in VLAN %d cannot reach its '
+                   'address %s (no gateway, DHCP or DNS)' % (bridge, 'VLAN %d' % pvid if pvid else 'no VLAN', vid,
+                                                            net['address']),
+                   '%s or `bridge vlan add dev %s vid %d pvid untagged self`' % (SITE, bridge, vid))
+
+
+def _check_vlan_filtering(report, net, link, host):
     if not net['vlan_id']:
         return
     name, bridge = net['name'], net['bridge']
     if link.vlan_filtering:
         report.good(name, bridge, 'vlan_filtering', '%s: VLAN filtering is on (VLAN %d)' % (bridge, net['vlan_id']))
+        _check_bridge_vlan(report, net, link, host)
     elif link.vlan_filtering is None:
         report.bad(name, bridge, 'vlan_filtering', '%s: the kernel has no bridge VLAN filtering, so VLAN %d cannot '
                    'be kept apart' % (bridge, net['vlan_id']),
@@ -319,7 +336,7 @@ def _check_network(report, net, host):
     _check_address(report, net, host, link)
     _check_mtu(report, net, link)
     uplinks = _uplinks(report, net, host)
-    _check_vlan_filtering(report, net, link)
+    _check_vlan_filtering(report, net, link, host)
     _check_dhcp(report, net, host)
     _check_firewall(report, net, host, uplinks)
     _check_forwarding(report, net, host)

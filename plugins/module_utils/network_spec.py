@@ -84,6 +84,12 @@ def _item_problems(position, item, validator):
         view.add(error.param, error.value, error.allowed, error.problem)
     if merged.errors:
         return None
+    if state == 'present' and values['mode'] == 'bridged' and values.get('vlan_id'):
+        view.add('vlan_id', values['vlan_id'], 'no VLAN on a bridged network: the role would have to make its uplink a '
+                 'trunk of that VLAN, which it does not do yet; leave vlan_id empty (the guests share the uplink\'s '
+                 'untagged network), or use nat, routed, isolated or open, or set the uplink\'s port VLANs with '
+                 'nqrust.microvm.fc_vlan', 'mode bridged')
+        return None
     if state == 'present' and values['mode'] in ('nat', 'routed') and not values.get('cidr'):
         view.add('cidr', item.get('cidr'), 'a %s network needs its cidr (the addresses its guests route from)'
                  % values['mode'], 'missing')

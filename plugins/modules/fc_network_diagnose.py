@@ -151,7 +151,7 @@ problems:
     check:
       description:
         - Which check - V(network_spec), V(bridge), V(bridge_up), V(bridge_address), V(bridge_mtu), V(uplink),
-          V(vlan_filtering), V(dhcp), V(firewall), V(forwarding), V(absent), V(tap), V(tap_vlan),
+          V(vlan_filtering), V(bridge_vlan), V(dhcp), V(firewall), V(forwarding), V(absent), V(tap), V(tap_vlan),
           V(unregistered_bridge), V(unregistered_tap), V(stray_firewall), V(stray_dhcp).
       type: str
       sample: bridge_up

@@ -16,7 +16,7 @@ description:
     and returns each network with every default resolved.
   - Checks each network as the registry does (bridge name, mode, CIDR and gateway inside it, VLAN id
     1-4094, MTU, DHCP range inside the CIDR and clear of the gateway, static leases, DNS settings, an
-    uplink for bridged mode), then across networks (one network per bridge, no overlapping CIDRs).
+    uplink and no VLAN for bridged mode), then across networks (one network per bridge, no overlapping CIDRs).
     Every problem is reported at once, each naming C(fc_networks[i].key), the value and what is allowed.
   - Defaults for C(null) values - mode C(nat); the gateway the first address of the CIDR; DHCP and DNS
     on for C(nat), C(routed) and C(isolated) networks with a CIDR; lease time C(1h); no default route
@@ -94,7 +94,7 @@ networks:
       description: The bridge's MTU, or null (the kernel's default).
       type: int
     vlan_id:
-      description: The VLAN of the network's TAP ports, or null.
+      description: The network's VLAN (the bridge's default VLAN and its TAPs' PVID), or null.
       type: int
     dhcp:
       description: enabled, range_start and range_end (null - the DHCP module's default range), lease_time,

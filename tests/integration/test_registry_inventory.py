@@ -114,7 +114,8 @@ EXPECTED_GROUPS = {
     TEMPLATE_GROUP: ['hv2-2bbbbbbb'],
     'fc_vlan_100': ['hv1'],
     'fc_vlan_7': ['hv2-2bbbbbbb'],
-    'ungrouped': ['hv3'],
+    # every host, hv3 (no networks) too: the group the collection's playbooks run on
+    'hypervisors': ['hv1', 'hv2', 'hv2-2bbbbbbb', 'hv3'],
 }
 
 
@@ -205,7 +206,7 @@ def test_the_pg_environment_and_a_dsn_work_too(fleet, ansible_env, workdir):
 
 def test_constructed_compose_groups_keyed_groups_and_prefix(fleet, ansible_env, workdir):
     config = write_config(
-        workdir, **dict(fleet.options(), group_prefix='nq_', group_by=['vlan', 'mode'],
+        workdir, **dict(fleet.options(), group_prefix='nq_', group_by=['vlan', 'mode'], host_group='fleet_eu1',
                         compose={'fc_vlans': "fc_networks | map(attribute='vlan_id') | select | list",
                                  'bridges': "fc_networks | map(attribute='bridge') | unique | list"},
                         groups={'routers': "fc_networks | selectattr('mode', 'equalto', 'routed') | list | length > 0"},
@@ -218,6 +219,16 @@ def test_constructed_compose_groups_keyed_groups_and_prefix(fleet, ansible_env, 
     assert groups['uses_fcbr0'] == ['hv1', 'hv2', 'hv2-2bbbbbbb'] and groups['uses_fcbr1'] == ['hv2']
     assert groups['nq_vlan_100'] == ['hv1'] and groups['nq_mode_bridged'] == ['hv2']
     assert not [name for name in groups if name.startswith('fc_') or name.startswith('nq_network_')]
+    assert groups['fleet_eu1'] == ['hv1', 'hv2', 'hv2-2bbbbbbb', 'hv3'] and 'hypervisors' not in groups
+    # no host group at all, and a name Ansible would not take, said before the database is read
+    config = write_config(workdir, 'nogroup.registry.yml', **dict(fleet.options(), host_group=''))
+    listing, dummy = inventory(ansible_env, config)
+    assert 'hypervisors' not in groups_of(listing) and groups_of(listing)['ungrouped'] == ['hv3']
+    config = write_config(workdir, 'badgroup.registry.yml', **dict(fleet.options(), host_group='eu-1 hosts'))
+    dummy, proc = inventory(ansible_env, config, check=False)
+    assert proc.returncode != 0
+    assert ("option 'host_group' (value 'eu-1 hosts'): a group name is letters, digits and _, not starting with a "
+            "digit (or empty: no such group)") in proc.stderr
 
 
 def test_strict_makes_a_bad_expression_fatal(fleet, ansible_env, workdir):

@@ -12,11 +12,12 @@ AWX runs jobs with), with the collection's own playbooks:
    each linked to an ``upstream`` host that plays the internet, and a throwaway PostgreSQL;
 2. ``playbooks/registry_init.yml``: the registry schema, hv1 and hv2 registered;
 3. ``tests/tooling/demo-registry.yml``: a NAT network and an isolated network per host, declared in
-   the registry (both with DHCP);
+   the registry (both with DHCP); where the kernel has bridge VLAN filtering, the NAT network is
+   VLAN 10 and the isolated one VLAN 20 (NQRUST_DEMO_VLANS: ``auto``, the default, ``on`` or ``off``);
 4. ``playbooks/site.yml`` with the inventory read from the registry (``demo.registry.yml``, the
    registry inventory plugin) plus the lab's connection settings (``lab-hosts.yml``);
-5. ``playbooks/vm_nic_attach.yml`` for two VMs per host (one per network): TAP, registry row and
-   the Firecracker network-interface object;
+5. ``playbooks/vm_nic_attach.yml`` for two VMs per host (one per network): TAP (in the network's
+   VLAN, when it has one), registry row and the Firecracker network-interface object;
 6. a simulated guest on each TAP (the lab's guest, with the VM's guest MAC) asks for a DHCP
    lease, then tries to reach the upstream host: NAT guests must, isolated guests must not;
 7. ``playbooks/diagnose.yml``: each host against the registry (fails on any problem).
@@ -40,6 +41,7 @@ import ansible_runner
 import psycopg
 import yaml
 
+from lab import kernel
 from lab.playbook import PlaybookRun
 from lab.role_dirs import network_role_dirs
 
@@ -50,6 +52,9 @@ LAB_ID = os.environ.get('NQRUST_DEMO_LAB_ID') or 'demo'
 HYPERVISORS = ('hv1', 'hv2')
 # the two VMs of each host: (name, bridge, mode); ids are derived from the names, so reruns are no-ops
 VMS = (('web', 'fcbr0', 'nat'), ('db', 'fcbr1', 'isolated'))
+# each network's VLAN, where the kernel has bridge VLAN filtering
+VLANS = {'fcbr0': 10, 'fcbr1': 20}
+VLAN_CHOICES = ('auto', 'on', 'off')
 UPSTREAM_ADDRESS = '203.0.113.1'
 EXPECTED_REACH = {'nat': True, 'isolated': False}
 
@@ -67,6 +72,35 @@ def lab(*argv, check=True):
     if proc.returncode != 0:
         raise SystemExit('python -m lab %s failed:\n%s' % (' '.join(argv), proc.stderr))
     return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+def vlans_wanted():
+    """(on, why): whether the networks get VLANs (NQRUST_DEMO_VLANS, and what the kernel can do), and why."""
+    choice = (os.environ.get('NQRUST_DEMO_VLANS') or 'auto').strip().lower()
+    if choice not in VLAN_CHOICES:
+        raise SystemExit('demo: NQRUST_DEMO_VLANS is %r; it is one of %s' % (choice, ', '.join(VLAN_CHOICES)))
+    if choice == 'off':
+        return False, 'off (NQRUST_DEMO_VLANS=off)'
+    available, reason = kernel.check('vlan_filtering')
+    if available:
+        return True, 'on: the kernel has bridge VLAN filtering'
+    if choice == 'on':
+        raise SystemExit('demo: NQRUST_DEMO_VLANS=on, but %s; nothing was changed' % reason)
+    return False, 'off: %s (NQRUST_DEMO_VLANS=auto)' % reason
+
+
+def settled_vlans(on):
+    """The VLAN choice of the demo's first run: a demo is not switched between VLANs and none (make demo-clean first)."""
+    path = os.path.join(STATE, 'vlans')
+    wanted = 'on' if on else 'off'
+    if os.path.exists(path):
+        with open(path, encoding='utf-8') as handle:
+            made = handle.read().strip()
+        if made != wanted:
+            raise SystemExit('demo: this demo was made with VLANs %s and this run would have them %s; run '
+                             '`make demo-clean` first' % (made, wanted))
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write(wanted + '\n')
 
 
 def vm_id(host, name):
@@ -143,15 +177,18 @@ class Playbooks(object):
         return True
 
 
-def attach_vms(playbooks):
+def attach_vms(playbooks, vlans):
     """Two VMs per host; returns {(host, vm name): Firecracker network-interface object}."""
     nics = {}
     for host in HYPERVISORS:
         for name, bridge, _mode in VMS:
-            run = playbooks.run('attach VM %s on %s (%s)' % (name, host, bridge),
-                                os.path.join(ROOT, 'playbooks', 'vm_nic_attach.yml'),
-                                {'fc_hosts': host, 'fc_vm_id': vm_id(host, name), 'fc_vm_name': '%s-%s' % (name, host),
-                                 'fc_network_bridge': bridge})
+            survey = {'fc_hosts': host, 'fc_vm_id': vm_id(host, name), 'fc_vm_name': '%s-%s' % (name, host),
+                      'fc_network_bridge': bridge}
+            if vlans:   # the network is found by bridge and VLAN; the TAP's access VLAN is the network's
+                survey['fc_network_vlan_id'] = str(VLANS[bridge])
+            run = playbooks.run('attach VM %s on %s (%s%s)' % (name, host, bridge,
+                                                                ', VLAN %d' % VLANS[bridge] if vlans else ''),
+                                os.path.join(ROOT, 'playbooks', 'vm_nic_attach.yml'), survey)
             facts = [item.get('ansible_facts', {}).get('fc_vm_network_interface') for item in run.results(host)]
             facts = [fact for fact in facts if fact]
             if not facts:
@@ -180,9 +217,10 @@ def start_guests(info, nics):
 
 
 def registry_counts(server):
-    """[(host, bridge, mode, cidr, VM NICs)] from the registry."""
-    sql = ('SELECT h.name, n.bridge_name, n.mode, n.cidr::text, count(i.id) FROM network n JOIN host h ON h.id = n.host_id '
-           'LEFT JOIN vm_network_interface i ON i.network_id = n.id GROUP BY 1, 2, 3, 4 ORDER BY 1, 2')
+    """[(host, bridge, VLAN, mode, cidr, VM NICs)] from the registry."""
+    sql = ('SELECT h.name, n.bridge_name, n.vlan_id, n.mode, n.cidr::text, count(i.id) FROM network n '
+           'JOIN host h ON h.id = n.host_id LEFT JOIN vm_network_interface i ON i.network_id = n.id '
+           'GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2')
     with psycopg.connect(host=server['socket_dir'], port=server['port'], user=server['user'],
                          password=server['password'], dbname=server['dbname']) as conn:
         return conn.execute(sql).fetchall()
@@ -198,12 +236,14 @@ def leases(host, bridge):
         return []
 
 
-def summary(server, reach, playbooks, first_run):
+def summary(server, reach, playbooks, first_run, vlans_said):
     say()
     say('== summary')
-    for host, bridge, mode, cidr, count in registry_counts(server):
+    say('  VLANs: %s' % vlans_said)
+    for host, bridge, vlan, mode, cidr, count in registry_counts(server):
         handed = ', '.join('%s %s' % (ip, mac) for mac, ip in leases(host, bridge)) or 'none'
-        say('  %s  %-6s %-8s %-16s VMs: %d  leases: %s' % (host, bridge, mode, cidr, count, handed))
+        said_vlan = 'VLAN %d' % vlan if vlan else 'no VLAN'
+        say('  %s  %-6s %-8s %-8s %-16s VMs: %d  leases: %s' % (host, bridge, said_vlan, mode, cidr, count, handed))
     wrong = []
     for (host, name), seen in sorted(reach.items()):
         mode = dict((vm, vm_mode) for vm, _bridge, vm_mode in VMS)[name]
@@ -226,7 +266,9 @@ def summary(server, reach, playbooks, first_run):
 
 
 def up():
+    vlans, vlans_said = vlans_wanted()
     os.makedirs(STATE, mode=0o755, exist_ok=True)
+    settled_vlans(vlans)
     first_run = not os.path.exists(os.path.join(STATE, 'done'))
     say('== lab %r: hypervisors %s, an upstream host, a throwaway PostgreSQL' % (LAB_ID, ', '.join(HYPERVISORS)))
     lab('up', '--lab-id', LAB_ID, '--spec', os.path.join(ROOT, 'tests', 'tooling', 'demo-lab.yml'))
@@ -237,14 +279,14 @@ def up():
     playbooks.run('registry schema and hosts', os.path.join(ROOT, 'playbooks', 'registry_init.yml'),
                   {'registry_host_names': ','.join(HYPERVISORS)}, registry_inventory=False)
     playbooks.run('networks declared in the registry', os.path.join(ROOT, 'tests', 'tooling', 'demo-registry.yml'),
-                  {'demo_hosts': list(HYPERVISORS)}, registry_inventory=False)
+                  {'demo_hosts': list(HYPERVISORS), 'demo_vlans': VLANS if vlans else {}}, registry_inventory=False)
     playbooks.run('site.yml from the registry inventory', os.path.join(ROOT, 'playbooks', 'site.yml'))
-    nics = attach_vms(playbooks)
+    nics = attach_vms(playbooks, vlans)
     for (host, name), nic in sorted(nics.items()):
         say('  %s %s: %s' % (host, name, json.dumps(nic, sort_keys=True)))
     reach = start_guests(info, nics)
     playbooks.run('diagnose: each host against the registry', os.path.join(ROOT, 'playbooks', 'diagnose.yml'))
-    summary(server, reach, playbooks, first_run)
+    summary(server, reach, playbooks, first_run, vlans_said)
     with open(os.path.join(STATE, 'done'), 'w', encoding='utf-8') as handle:
         handle.write('the demo ran once; the next run must change nothing\n')
 

@@ -34,7 +34,7 @@ def plugin_fixture():
     plugin = InventoryModule()
     plugin.inventory = InventoryData()
     options = {'group_prefix': 'fc_', 'group_by': ['network', 'bridge', 'vlan', 'mode'], 'strict': False,
-               'compose': {}, 'groups': {}, 'keyed_groups': []}
+               'compose': {}, 'groups': {}, 'keyed_groups': [], 'host_group': 'hypervisors'}
     plugin.get_option = options.get
     return plugin
 
@@ -58,10 +58,12 @@ def test_hosts_get_their_variables_and_groups(plugin):
     assert groups['fc_network_fcbr0_network'] == ['hv1'] and groups['fc_network_customer_a'] == ['hv1']
     assert groups['fc_bridge_fcbr0'] == ['hv1'] and groups['fc_vlan_100'] == ['hv1']
     assert groups['fc_mode_nat'] == ['hv1'] and groups['fc_mode_routed'] == ['hv1']
+    assert groups['hypervisors'] == ['hv1', 'hv2'], 'every host, with networks or not'
 
 
 def test_group_by_and_prefix(plugin):
-    options = {'group_prefix': 'x_', 'group_by': ['vlan'], 'strict': False, 'compose': {}, 'groups': {}, 'keyed_groups': []}
+    options = {'group_prefix': 'x_', 'group_by': ['vlan'], 'strict': False, 'compose': {}, 'groups': {}, 'keyed_groups': [],
+               'host_group': ''}
     plugin.get_option = options.get
     plugin._populate(FLEET)  # pylint: disable=protected-access
     made = sorted(name for name in plugin.inventory.groups if name not in ('all', 'ungrouped'))

@@ -87,3 +87,18 @@ def test_routing_modes_need_a_cidr(mode):
     assert validator.messages == [
         "parameter 'fc_networks[0].cidr' (value None): missing; a %s network needs its cidr "
         "(the addresses its guests route from)" % mode]
+
+
+def test_a_vlan_network_keeps_its_vlan_and_a_bridged_one_may_not_have_one():
+    networks, validator = resolve([{'bridge': 'fcbr0', 'cidr': '10.80.0.0/24', 'vlan_id': 10},
+                                   {'bridge': 'fcbr1', 'mode': 'isolated', 'vlan_id': 20}])
+    assert validator.ok, validator.messages
+    assert [net['vlan_id'] for net in networks] == [10, 20]
+    _networks, validator = resolve([{'bridge': 'fcbr2', 'mode': 'bridged', 'uplink': 'eth1', 'vlan_id': 30}])
+    assert len(validator.messages) == 1
+    assert validator.messages[0].startswith(
+        "parameter 'fc_networks[0].vlan_id' (value 30): mode bridged; no VLAN on a bridged network")
+    # a bridged network being removed may still carry the VLAN it was made with
+    _networks, validator = resolve([{'bridge': 'fcbr2', 'mode': 'bridged', 'uplink': 'eth1', 'vlan_id': 30,
+                                     'state': 'absent'}])
+    assert validator.ok, validator.messages

@@ -197,11 +197,21 @@ def test_uplinks_default_route_and_given():
 def test_vlans_on_bridge_and_taps():
     net = dict(NAT, vlan_id=100)
     filtering = links(fcbr0={'vlan_filtering': True})
-    in_vlan = {4: PortVlans(index=4, name='fctap1', master_index=3, vlans=(PortVlan(100, 100, True, True),))}
+    bridge_in_vlan = {3: PortVlans(index=3, name='fcbr0', master_index=3, vlans=(PortVlan(100, 100, True, True),))}
+    in_vlan = {**bridge_in_vlan,
+               4: PortVlans(index=4, name='fctap1', master_index=3, vlans=(PortVlan(100, 100, True, True),))}
     assert problems(diagnose([net], [TAP_ROW], healthy(links=filtering, port_vlans=in_vlan))) == []
-    wrong = {4: PortVlans(index=4, name='fctap1', master_index=3, vlans=(PortVlan(1, 1, True, True),))}
+    wrong = {**bridge_in_vlan,
+             4: PortVlans(index=4, name='fctap1', master_index=3, vlans=(PortVlan(1, 1, True, True),))}
     assert problems(diagnose([net], [TAP_ROW], healthy(links=filtering, port_vlans=wrong))) == [
         ('tap_vlan', 'fctap1 (VM vm-1 eth0): TAP is in VLAN 1, the network is VLAN 100')]
+    # the bridge's own port left in VLAN 1: guests in VLAN 100 have no gateway, DHCP or DNS
+    bridge_default = {**in_vlan,
+                      3: PortVlans(index=3, name='fcbr0', master_index=3, vlans=(PortVlan(1, 1, True, True),))}
+    found = diagnose([net], [TAP_ROW], healthy(links=filtering, port_vlans=bridge_default))
+    assert problems(found) == [
+        ('bridge_vlan', 'fcbr0: its own port is in VLAN 1, so guests in VLAN 100 cannot reach its address '
+                        '10.50.0.1/24 (no gateway, DHCP or DNS)')]
     assert problems(diagnose([net], [TAP_ROW], healthy(port_vlans={}))) == [
         ('vlan_filtering', 'fcbr0: VLAN filtering is off, so VLAN 100 is not kept apart'),
         ('tap_vlan', 'fctap1 (VM vm-1 eth0): TAP is in no VLAN, the network is VLAN 100')]

@@ -8,13 +8,10 @@ from __future__ import annotations
 import errno
 import json
 
-import pytest
-
-from ansible.module_utils import basic
-
 from ansible_collections.nqrust.microvm.plugins.module_utils import netlink
 from ansible_collections.nqrust.microvm.plugins.module_utils.netlink import address_from_msg, link_from_msg
 from ansible_collections.nqrust.microvm.plugins.modules import fc_network_info
+from ansible_collections.nqrust.microvm.tests.unit.plugins.modules.module_harness import call_main
 from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.netlink_fakes import (
     FakeIPRoute,
     standard_addresses,
@@ -97,51 +94,19 @@ def test_shape_info_of_an_empty_host():
 
 # --------------------------------------------------------------------------- the module end to end, with a fake netlink
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
 def run_module(monkeypatch, args, ipr=None):
     fake = ipr or FakeIPRoute()
     monkeypatch.setattr(netlink, 'IPRoute', lambda: fake)
     monkeypatch.setattr(netlink, 'HAS_PYROUTE2', True)
     # a session with its own socket reads links with the lean reader: make it read the fake
     monkeypatch.setattr(netlink, 'dump_links', fake.get_links)
-
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    module_args = dict(args)
-    module_args['_ansible_check_mode'] = module_args.pop('_check_mode', False)
-    payload = {'ANSIBLE_MODULE_ARGS': module_args}
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core before 2.19
-        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps(payload).encode())
-        patcher = None
-    else:
-        patcher = patch_module_args(payload['ANSIBLE_MODULE_ARGS'])
-    if patcher is None:
-        fc_network_info.main()
-    else:
-        with patcher:
-            fc_network_info.main()
+    return call_main(monkeypatch, fc_network_info.main, args, diff=False)
 
 
 def test_module_reads_once_and_changes_nothing(monkeypatch):
     ipr = FakeIPRoute()
-    with pytest.raises(ExitJson) as info:
-        run_module(monkeypatch, {'include_all_links': True, '_check_mode': True}, ipr)
-    result = info.value.args[0]
+    outcome, result = run_module(monkeypatch, {'include_all_links': True, '_check_mode': True}, ipr)
+    assert outcome == 'exit', result
     assert result['changed'] is False
     assert [b['name'] for b in result['bridges']] == ['br-other', 'fcbr0']
     assert len(result['links']) == 9
@@ -150,20 +115,19 @@ def test_module_reads_once_and_changes_nothing(monkeypatch):
 
 
 def test_module_validates_bridge_names(monkeypatch):
-    with pytest.raises(FailJson) as info:
-        run_module(monkeypatch, {'bridges': ['ok0', 'no/slash']})
-    failed = info.value.args[0]
+    outcome, failed = run_module(monkeypatch, {'bridges': ['ok0', 'no/slash']})
+    assert outcome == 'fail', failed
     assert "parameter 'bridges[1]' (value 'no/slash')" in failed['msg']
 
 
 def test_module_reports_netlink_errors(monkeypatch):
-    with pytest.raises(FailJson) as info:
-        run_module(monkeypatch, {}, FakeIPRoute(fail={('get_addr', None): errno.EPERM}))
-    assert info.value.args[0]['msg'].startswith('reading the IP addresses: operation not permitted')
+    outcome, result = run_module(monkeypatch, {}, FakeIPRoute(fail={('get_addr', None): errno.EPERM}))
+    assert outcome == 'fail', result
+    assert result['msg'].startswith('reading the IP addresses: operation not permitted')
 
 
 def test_module_without_pyroute2(monkeypatch):
     monkeypatch.setattr(fc_network_info, 'HAS_PYROUTE2', False)
-    with pytest.raises(FailJson) as info:
-        run_module(monkeypatch, {})
-    assert 'pyroute2' in info.value.args[0]['msg']
+    outcome, result = run_module(monkeypatch, {})
+    assert outcome == 'fail', result
+    assert 'pyroute2' in result['msg']

@@ -16,11 +16,10 @@ import sys
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.nqrust.microvm.plugins.module_utils import vm_identity
 from ansible_collections.nqrust.microvm.plugins.module_utils.rtnl_socket import RtnlError
 from ansible_collections.nqrust.microvm.plugins.modules import fc_tap
+from ansible_collections.nqrust.microvm.tests.unit.plugins.modules.module_harness import call_main
 from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.tap_fakes import (
     FakeDevices,
     FakeRtnl,
@@ -30,14 +29,6 @@ from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.tap_fake
 )
 
 VM = '6f1c2b9e-8d4a-4c7e-9f31-2a5b7c8d9e01'
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 class Kernel(object):
@@ -65,39 +56,19 @@ def run(monkeypatch, args, kernel, check_mode=False, diff=True):
     monkeypatch.setattr(fc_tap, 'TapDevices', lambda: contextlib.nullcontext(kernel.devices))
     monkeypatch.setattr(fc_tap, 'HostLock', contextlib.nullcontext)
     monkeypatch.setattr(fc_tap, 'lookup_user', {'firecracker': 10001}.get)
-    warnings = []
-
-    def exit_json(self, **kwargs):
-        kwargs['warnings'] = warnings
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, text: warnings.append(text))
-    module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core before 2.19
-        monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': module_args}).encode())
-        fc_tap.main()
-    else:
-        with patch_module_args(module_args):
-            fc_tap.main()
+    return call_main(monkeypatch, fc_tap.main, dict(args, _check_mode=check_mode), diff=diff, collect_warnings=True)
 
 
 def result_of(monkeypatch, args, kernel, **kwargs):
-    with pytest.raises(ExitJson) as info:
-        run(monkeypatch, args, kernel, **kwargs)
-    return info.value.args[0]
+    outcome, result = run(monkeypatch, args, kernel, **kwargs)
+    assert outcome == 'exit', result
+    return result
 
 
 def failure_of(monkeypatch, args, kernel, **kwargs):
-    with pytest.raises(FailJson) as info:
-        run(monkeypatch, args, kernel, **kwargs)
-    return info.value.args[0]
+    outcome, result = run(monkeypatch, args, kernel, **kwargs)
+    assert outcome == 'fail', result
+    return result
 
 
 def test_check_mode_predicts_the_real_run(monkeypatch):

@@ -12,14 +12,13 @@ import functools
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.nqrust.microvm.plugins.module_utils import converge as converge_module
 from ansible_collections.nqrust.microvm.plugins.module_utils import kernel_features, netlink
 from ansible_collections.nqrust.microvm.plugins.module_utils.converge import ConvergeFailure
 from ansible_collections.nqrust.microvm.plugins.module_utils.host_lock import HostLock
 from ansible_collections.nqrust.microvm.plugins.module_utils.netlink import NetlinkSession
 from ansible_collections.nqrust.microvm.plugins.modules import fc_vlan
+from ansible_collections.nqrust.microvm.tests.unit.plugins.modules.module_harness import call_main
 from ansible_collections.nqrust.microvm.tests.unit.plugins.module_utils.vlan_fakes import FakeVlanKernel, writes
 
 
@@ -218,15 +217,7 @@ def test_a_failed_step_rolls_everything_back():
 
 # --------------------------------------------------------------------------- main() through AnsibleModule
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-def run_main(monkeypatch, tmp_path, args, kernel):
+def run_main(monkeypatch, tmp_path, args, kernel, diff=False):
     monkeypatch.setattr(netlink, 'IPRoute', lambda: kernel)
     monkeypatch.setattr(netlink, 'HAS_PYROUTE2', True)
     if hasattr(netlink, 'dump_links'):
@@ -234,29 +225,18 @@ def run_main(monkeypatch, tmp_path, args, kernel):
     monkeypatch.setattr(converge_module, 'HostLock', functools.partial(HostLock, directory=str(tmp_path)))
     monkeypatch.setattr(fc_vlan, 'probe_8021q', lambda links: (True, 'module 8021q is loaded'))
     monkeypatch.setattr(kernel_features, 'kernel_release', lambda: '6.1.0-test')
-
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    from ansible.module_utils.testing import patch_module_args  # pylint: disable=import-outside-toplevel
-    with patch_module_args(args):
-        fc_vlan.main()
+    return call_main(monkeypatch, fc_vlan.main, args, diff=diff)
 
 
 def test_main_reports_diff_only_in_diff_mode(monkeypatch, tmp_path):
     kernel = host()
-    args = {'ports': [{'port': 'tap0', 'pvid': 100, 'untagged': [100]}], '_ansible_check_mode': True}
-    with pytest.raises(ExitJson) as info:
-        run_main(monkeypatch, tmp_path, args, kernel)
-    assert info.value.args[0]['changed'] is True and 'diff' not in info.value.args[0]
-    with pytest.raises(ExitJson) as info:
-        run_main(monkeypatch, tmp_path, dict(args, _ansible_diff=True), kernel)
-    assert info.value.args[0]['diff']['after'].startswith('ports:\n  tap0:\n    bridge: br0\n    pvid: 100\n')
+    args = {'ports': [{'port': 'tap0', 'pvid': 100, 'untagged': [100]}], '_check_mode': True}
+    outcome, result = run_main(monkeypatch, tmp_path, args, kernel)
+    assert outcome == 'exit', result
+    assert result['changed'] is True and 'diff' not in result
+    outcome, result = run_main(monkeypatch, tmp_path, args, kernel, diff=True)
+    assert outcome == 'exit', result
+    assert result['diff']['after'].startswith('ports:\n  tap0:\n    bridge: br0\n    pvid: 100\n')
     assert writes(kernel) == []
 
 
@@ -264,13 +244,13 @@ def test_main_argument_spec_refuses_unknown_options_and_bad_choices(monkeypatch,
     for args, words in (({'ports': [{'port': 'tap0', 'vlan': 5}]}, 'vlan'),
                         ({'ports': [{'port': 'tap0', 'mode': 'merge'}]}, 'mode'),
                         ({'subinterfaces': [{'name': 'e.5', 'id': 'five'}]}, 'id')):
-        with pytest.raises(FailJson) as info:
-            run_main(monkeypatch, tmp_path, args, host())
-        assert words in info.value.args[0]['msg']
+        outcome, result = run_main(monkeypatch, tmp_path, args, host())
+        assert outcome == 'fail', result
+        assert words in result['msg']
 
 
 def test_main_without_pyroute2(monkeypatch, tmp_path):
     monkeypatch.setattr(fc_vlan, 'HAS_PYROUTE2', False)
-    with pytest.raises(FailJson) as info:
-        run_main(monkeypatch, tmp_path, {}, host())
-    assert 'pyroute2' in info.value.args[0]['msg']
+    outcome, result = run_main(monkeypatch, tmp_path, {}, host())
+    assert outcome == 'fail', result
+    assert 'pyroute2' in result['msg']
