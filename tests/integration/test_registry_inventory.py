@@ -188,7 +188,7 @@ def test_list_matches_the_expected_inventory(fleet, ansible_env, workdir):
     listing, proc = inventory(ansible_env, config)
     assert unwrap(listing['_meta']['hostvars']) == EXPECTED_HOSTVARS
     assert groups_of(listing) == EXPECTED_GROUPS
-    assert sorted(listing['all']['children']) == sorted(EXPECTED_GROUPS)
+    assert sorted(listing['all']['children']) == sorted(list(EXPECTED_GROUPS) + ['ungrouped'])   # ungrouped: empty
     assert "two hosts are named 'hv2'; the later one is listed as 'hv2-2bbbbbbb'" in proc.stderr
     # values from the database are marked unsafe: never templated
     name = listing['_meta']['hostvars']['hv2-2bbbbbbb']['fc_networks'][0]['name']
