@@ -216,9 +216,9 @@ def _check_bridge_vlan(report, net, link, host):
     if pvid == vid:
         report.good(name, bridge, 'bridge_vlan', '%s: its address %s is in VLAN %d' % (bridge, net['address'], vid))
     else:
+        where = 'VLAN %d' % pvid if pvid else 'no VLAN'
         report.bad(name, bridge, 'bridge_vlan', '%s: its own port is in %s, so guests in VLAN %d cannot reach its '
-                   'address %s (no gateway, DHCP or DNS)' % (bridge, 'VLAN %d' % pvid if pvid else 'no VLAN', vid,
-                                                            net['address']),
+                   'address %s (no gateway, DHCP or DNS)' % (bridge, where, vid, net['address']),
                    '%s or `bridge vlan add dev %s vid %d pvid untagged self`' % (SITE, bridge, vid))
 
 

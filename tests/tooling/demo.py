@@ -186,9 +186,8 @@ def attach_vms(playbooks, vlans):
                       'fc_network_bridge': bridge}
             if vlans:   # the network is found by bridge and VLAN; the TAP's access VLAN is the network's
                 survey['fc_network_vlan_id'] = str(VLANS[bridge])
-            run = playbooks.run('attach VM %s on %s (%s%s)' % (name, host, bridge,
-                                                                ', VLAN %d' % VLANS[bridge] if vlans else ''),
-                                os.path.join(ROOT, 'playbooks', 'vm_nic_attach.yml'), survey)
+            title = 'attach VM %s on %s (%s%s)' % (name, host, bridge, ', VLAN %d' % VLANS[bridge] if vlans else '')
+            run = playbooks.run(title, os.path.join(ROOT, 'playbooks', 'vm_nic_attach.yml'), survey)
             facts = [item.get('ansible_facts', {}).get('fc_vm_network_interface') for item in run.results(host)]
             facts = [fact for fact in facts if fact]
             if not facts:
