@@ -1,6 +1,12 @@
-"""Kernel lane: a network with a VLAN, built by the network role, VM NICs from playbooks/vm_nic_attach.yml, real traffic.
+"""Kernel lane: a network with a VLAN, built by the network role, VM NICs on it, real traffic.
 
-What ``make demo`` does on a kernel with bridge VLAN filtering, step by step, on one lab host:
+Under qemu TCG an ansible-playbook run costs about five minutes, so there are two sizes:
+
+* ``test_the_role_serves_a_vlan_network_and_only_that_vlan`` (the kernel lane, CI): one run of the network
+  role, the TAPs made by fc_tap through the lab's fork server, the traffic;
+* ``test_a_vlan_network_serves_its_vlan_and_only_it`` (marked ``slow``: ``make kernel-slow``, 40 minutes under
+  TCG, a minute or two with KVM) is what ``make demo`` does on a kernel with bridge VLAN filtering, step by
+  step, on one lab host:
 
 * the network role makes ``fcbr0`` (NAT, VLAN 10, DHCP): VLAN filtering on and VLAN 10 the bridge's default, so
   the bridge's own address (gateway, dnsmasq) is in VLAN 10; check mode predicts the run, the second run changes
@@ -12,8 +18,8 @@ What ``make demo`` does on a kernel with bridge VLAN filtering, step by step, on
   the subnet;
 * diagnose.yml finds the bridge's own VLAN right, and says so.
 
-Needs TUN and bridge VLAN filtering: skips with the probe's reason elsewhere, and in the kernel lane (where a
-skip fails the run) runs under Debian's kernel. Not marked ``module``: it runs once, with the modules under the
+Both need TUN and bridge VLAN filtering: skips with the probe's reason elsewhere, and in the kernel lane (where a
+skip fails the run) run under Debian's kernel. Not marked ``module``: they run once, with the modules under the
 controller's pyroute2; the lane's second pass covers fc_bridge's VLAN writes under pyroute2 0.7.
 """
 
@@ -21,10 +27,11 @@ import pytest
 
 from lab import bridge_vlans, kernel
 from lab.errors import LabError
+from lab.module_run import module_runner
 from lab.playbook import run_playbook
 from playbook_testing import playbook, stats_data, without_pg
 
-pytestmark = [pytest.mark.kernel, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(3600)]
 
 INTERNET = '192.0.2.1'
 NETWORK = {'name': 'Tenants', 'bridge': 'fcbr0', 'mode': 'nat', 'cidr': '10.80.0.0/24', 'gateway': '10.80.0.1',
@@ -39,10 +46,47 @@ def access(vid):
     return [{'vid': vid, 'pvid': True, 'untagged': True}]
 
 
-def test_a_vlan_network_serves_its_vlan_and_only_it(lab, ansible_env, dirs):
+def require_vlans():
     available, reason = kernel.check('tun', 'vlan_filtering')
     if not available:
         pytest.skip(reason)
+
+
+def vlans_keep_guests_apart(lab, hv, nic_in, nic_out):
+    """A guest in the network's VLAN gets a lease and reaches the upstream host; one in VLAN 20 gets nothing."""
+    guest_in = lab.add_guest('vm-in', hv, nic_in['host_dev_name'], mac=nic_in['guest_mac'])
+    lease = guest_in.dhcp(timeout=30)
+    assert lease['router'] == '10.80.0.1' and 100 <= int(lease['ip'].rsplit('.', 1)[1]) <= 150, lease
+    assert guest_in.ping(INTERNET, count=2), 'the guest in VLAN 10 reaches the upstream host through NAT'
+
+    guest_out = lab.add_guest('vm-out', hv, nic_out['host_dev_name'], mac=nic_out['guest_mac'])
+    with pytest.raises(LabError):
+        guest_out.dhcp(timeout=5)   # VLAN 20 has no DHCP server
+    guest_out.add_address('eth0', '10.80.0.200/24')
+    assert not guest_out.ping('10.80.0.1', timeout=1), 'VLAN 20 does not reach the gateway in VLAN 10'
+    assert not guest_out.ping(lease['ip'], timeout=1), 'VLAN 20 does not reach the guest in VLAN 10'
+
+
+def test_the_role_serves_a_vlan_network_and_only_that_vlan(lab, ansible_env, dirs):
+    require_vlans()
+    hv = lab.add_host('hv1')
+    lab.upstream(hv)
+    run = run_playbook(lab, ROLE_PLAY, {'hv1': hv}, ansible_env, extravars=dirs,
+                       host_vars={'hv1': {'fc_networks': [NETWORK]}}, diff=True)
+    assert run.ok, run.failures()
+    assert bridge_vlans.read(hv)['fcbr0'] == access(10), 'the bridge address serves VLAN 10'
+    with module_runner() as module:
+        made = module(hv, 'fc_tap', {'bridge': 'fcbr0', 'taps': [{'vm_id': VM_A, 'vlan': 10}, {'vm_id': VM_B, 'vlan': 20}]})
+    assert made['changed'] and not made.get('failed'), made.get('msg')
+    nic_in, nic_out = made['network_interfaces']
+    membership = bridge_vlans.read(hv)
+    assert membership[nic_in['host_dev_name']] == access(10) and membership[nic_out['host_dev_name']] == access(20)
+    vlans_keep_guests_apart(lab, hv, nic_in, nic_out)
+
+
+@pytest.mark.slow
+def test_a_vlan_network_serves_its_vlan_and_only_it(lab, ansible_env, dirs):
+    require_vlans()
     hv = lab.add_host('hv1')
     lab.upstream(hv)
     host_vars = {'hv1': {'fc_networks': [NETWORK]}}
@@ -76,17 +120,7 @@ def test_a_vlan_network_serves_its_vlan_and_only_it(lab, ansible_env, dirs):
     assert membership[nic_b['host_dev_name']] == access(20), membership
     assert membership[nic_c['host_dev_name']] == [{'vid': vid, 'pvid': False, 'untagged': False} for vid in (30, 40, 41)]
 
-    guest_a = lab.add_guest('vm-a', hv, nic_a['host_dev_name'], mac=nic_a['guest_mac'])
-    lease = guest_a.dhcp(timeout=30)
-    assert lease['router'] == '10.80.0.1' and 100 <= int(lease['ip'].rsplit('.', 1)[1]) <= 150, lease
-    assert guest_a.ping(INTERNET, count=2), 'the guest in VLAN 10 reaches the upstream host through NAT'
-
-    guest_b = lab.add_guest('vm-b', hv, nic_b['host_dev_name'], mac=nic_b['guest_mac'])
-    with pytest.raises(LabError):
-        guest_b.dhcp(timeout=5)   # VLAN 20 has no DHCP server
-    guest_b.add_address('eth0', '10.80.0.200/24')
-    assert not guest_b.ping('10.80.0.1', timeout=1), 'VLAN 20 does not reach the gateway in VLAN 10'
-    assert not guest_b.ping(lease['ip'], timeout=1), 'VLAN 20 does not reach the guest in VLAN 10'
+    vlans_keep_guests_apart(lab, hv, nic_a, nic_b)
 
     diagnosed = run_playbook(lab, playbook('diagnose.yml'), {'hv1': hv}, ansible_env, extravars=dirs,
                              host_vars=host_vars)

@@ -5,6 +5,8 @@
 # kernel feature the tests probe for must be present.
 #
 # Usage: tests/kernel/run-lane.sh [extra pytest arguments]
+#   NQRUST_KERNEL_SELECT   the tests of the first pass (a pytest -m expression; default 'kernel and not slow')
+#   NQRUST_KERNEL_PYROUTE2_07_PASS=0   leave out the second pass (modules under pyroute2 0.7)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.venv"
@@ -26,6 +28,8 @@ fi
 # The guest sees the root filesystem read-only: /etc (for /etc/netns overlays) gets a
 # throwaway overlay, and only the results directory is written through to this machine.
 pytest_args=(-p no:cacheprovider -ra "$@")
+select=${NQRUST_KERNEL_SELECT:-kernel and not slow}
+second_pass=${NQRUST_KERNEL_PYROUTE2_07_PASS:-1}
 started="$results/.kernel-lane-guest-started"
 # The guest runs this file: vng hands an --exec script to the guest on the kernel command line
 # (base64, at most 2048 bytes on x86), and a longer one is cut off and the guest sits idle for
@@ -37,7 +41,8 @@ touch '$started'
 cd '$root'
 for m in tun 8021q bridge veth; do modprobe \$m; done
 export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin' PYTHONDONTWRITEBYTECODE=1
-'$venv/bin/python' -m pytest ${pytest_args[*]@Q} -m kernel --junitxml='$results/kernel.xml' tests/integration
+'$venv/bin/python' -m pytest ${pytest_args[*]@Q} -m ${select@Q} --junitxml='$results/kernel.xml' tests/integration
+[ '$second_pass' = 1 ] || exit 0
 # The module tests once more, with the modules running under pyroute2 0.7 (Debian 12's): every
 # netlink write path of fc_bridge and fc_vlan (VLAN filtering, port VLANs incl. the bridge's own,
 # ranges, sub-interfaces, refusals). Left out, to keep CI within its 90 minutes: the tests whose
@@ -45,7 +50,7 @@ export NQRUST_KERNEL_LANE=1 PYTHONPATH='$root/tests' PATH='$venv/bin:/usr/sbin:/
 # fc_tap's, which reads and writes through its own rtnetlink socket (pyroute2 is only imported for
 # the VLAN planning it shares with fc_vlan) and runs under 0.7 in the integration lane.
 NQRUST_TARGET_PYTHON='$root/.venv-pyroute2-0.7/bin/python' '$venv/bin/python' -m pytest ${pytest_args[*]@Q} \\
-    -m 'kernel and module' --deselect tests/integration/test_fc_tap_vlan.py \\
+    -m 'kernel and module and not slow' --deselect tests/integration/test_fc_tap_vlan.py \\
     -k 'not traffic_flows and not isolate_guests and not carries_both_vlans' \\
     --junitxml='$results/kernel-pyroute2-0.7.xml' tests/integration || [ \$? -eq 5 ]
 EOF
