@@ -53,12 +53,6 @@ def converge_twice(host, **args):
     return predicted, applied, again
 
 
-def require(*features):
-    available, reason = kernel.check(*features)
-    if not available:
-        pytest.skip(reason)
-
-
 def ip_link(host, name):
     found = host.link(name)
     assert found is not None, '%s has no link %s' % (host.where, name)
@@ -181,7 +175,7 @@ def test_update_makes_the_address_list_exact_and_tunes_an_existing_bridge(lab):
 
 
 def test_default_mac_is_stable_across_recreation_and_ports(lab):
-    require('tun')
+    kernel.require('tun')
     hv = lab.add_host('hv')
     first = fc_bridge(hv, name='fcbr5')
     mac = first['bridge']['mac']
@@ -203,7 +197,7 @@ def test_default_mac_is_stable_across_recreation_and_ports(lab):
 # --------------------------------------------------------------------------- deletion
 
 def test_delete_refuses_a_bridge_with_ports_unless_forced(lab):
-    require('tun')
+    kernel.require('tun')
     hv = lab.add_host('hv')
     fc_bridge(hv, name='fcbr0', addresses=['10.63.0.1/24'])
     add_tap(hv, 'tap0', 'fcbr0')
@@ -329,7 +323,7 @@ def test_vlan_settings_fail_clearly_where_the_kernel_lacks_them(lab):
 # --------------------------------------------------------------------------- real traffic
 
 def test_guest_on_a_tap_port_reaches_the_bridge_address(lab):
-    require('tun')
+    kernel.require('tun')
     hv = lab.add_host('hv')
     converge_twice(hv, name='fcbr0', addresses=['10.64.0.1/24'], stp=False, forward_delay=0)
     add_tap(hv, 'tap-vm1', 'fcbr0')

@@ -13,12 +13,6 @@ from lab.module_run import run_module
 pytestmark = [pytest.mark.kernel, pytest.mark.module, pytest.mark.timeout(1200)]
 
 
-def require(*features):
-    available, reason = kernel.check(*features)
-    if not available:
-        pytest.skip(reason)
-
-
 def fc_bridge(host, check_mode=False, **args):
     return run_module(host, 'fc_bridge', args, check_mode=check_mode, diff=True, timeout=900)
 
@@ -42,7 +36,7 @@ def bridge_data(host, name):
 
 
 def test_vlan_filtering_and_default_pvid_are_set_read_back_and_changed(lab):
-    require('vlan_filtering')
+    kernel.require('vlan_filtering')
     hv = lab.add_host('hv')
 
     created = apply_twice(hv, name='fcbr0', vlan_filtering=True, vlan_default_pvid=10, stp=False, forward_delay=0)
@@ -63,7 +57,7 @@ def test_vlan_filtering_and_default_pvid_are_set_read_back_and_changed(lab):
 
 
 def test_default_pvid_puts_a_new_tap_port_in_that_vlan_and_traffic_flows(lab):
-    require('vlan_filtering', 'tun')
+    kernel.require('vlan_filtering', 'tun')
     hv = lab.add_host('hv')
     created = fc_bridge(hv, name='fcbr0', addresses=['10.71.0.1/24'], vlan_filtering=True, vlan_default_pvid=30,
                         stp=False, forward_delay=0)

@@ -29,27 +29,13 @@ def fc_tap_fixture():
         yield lambda host, check_mode=False, **args: run(host, 'fc_tap', args, check_mode=check_mode, diff=True)
 
 
-def require(*features):
-    available, reason = kernel.check(*features)
-    if not available:
-        pytest.skip(reason)
-
-
 def filtering_bridge(host, name='br0', filtering=True):
     host.ip('link', 'add', name, 'type', 'bridge', 'vlan_filtering', '1' if filtering else '0')
     host.set_up(name)
 
 
-def access(vid):
-    return [{'vid': vid, 'pvid': True, 'untagged': True}]
-
-
-def tagged(*vids):
-    return [{'vid': vid, 'pvid': False, 'untagged': False} for vid in vids]
-
-
 def test_access_vlans_separate_guests_and_follow_changes(lab, fc_tap):
-    require('tun', 'vlan_filtering')
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     taps = [{'name': 'tap100a', 'vlan': 100}, {'name': 'tap100b', 'vlan': 100}, {'name': 'tap200', 'vlan': 200}]
@@ -59,7 +45,8 @@ def test_access_vlans_separate_guests_and_follow_changes(lab, fc_tap):
         "remove VLAN 1 from port 'tap100b' of bridge 'br0'", "add VLAN 100 (pvid, untagged) to port 'tap100b' of bridge 'br0'",
         "remove VLAN 1 from port 'tap200' of bridge 'br0'", "add VLAN 200 (pvid, untagged) to port 'tap200' of bridge 'br0'"]
     membership = bridge_vlans.read(hv)
-    assert membership['tap100a'] == access(100) and membership['tap100b'] == access(100) and membership['tap200'] == access(200)
+    assert membership['tap100a'] == membership['tap100b'] == bridge_vlans.access(100)
+    assert membership['tap200'] == bridge_vlans.access(200)
     assert [nic['host_dev_name'] for nic in applied['network_interfaces']] == ['tap100a', 'tap100b', 'tap200']
 
     guests = {}
@@ -79,17 +66,17 @@ def test_access_vlans_separate_guests_and_follow_changes(lab, fc_tap):
     dummy, moved = check_then_apply(fc_tap, hv, bridge='br0', taps=taps)
     assert descriptions(moved) == ["remove VLAN 200 from port 'tap200' of bridge 'br0'",
                                    "add VLAN 100 (pvid, untagged) to port 'tap200' of bridge 'br0'"]
-    assert bridge_vlans.read(hv)['tap200'] == access(100)
+    assert bridge_vlans.read(hv)['tap200'] == bridge_vlans.access(100)
     assert vm200.ping(ip100a, count=2)
 
 
 def test_trunk_port_carries_tagged_vlans_to_a_router_guest(lab, fc_tap):
-    require('tun', 'vlan_filtering', '8021q')
+    kernel.require('tun', 'vlan_filtering', '8021q')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     taps = [{'name': 'tap-router', 'trunk_vlans': [100, 200]}, {'name': 'tap-vm100', 'vlan': 100}, {'name': 'tap-vm200', 'vlan': 200}]
     assert not fc_tap(hv, bridge='br0', taps=taps).get('failed')
-    assert bridge_vlans.read(hv)['tap-router'] == tagged(100, 200)
+    assert bridge_vlans.read(hv)['tap-router'] == bridge_vlans.tagged(100, 200)
     router = lab.add_guest('router', hv, 'tap-router')
     for vid, subnet in ((100, '10.71.0'), (200, '10.72.0')):
         router.ip('link', 'add', 'link', 'eth0', 'name', 'eth0.%d' % vid, 'type', 'vlan', 'id', str(vid))
@@ -105,28 +92,28 @@ def test_trunk_port_carries_tagged_vlans_to_a_router_guest(lab, fc_tap):
     # VLAN 200 off the trunk: its guest is cut off, VLAN 100 keeps working
     dummy, applied = check_then_apply(fc_tap, hv, name='tap-router', bridge='br0', trunk_vlans=[100])
     assert descriptions(applied) == ["remove VLAN 200 from port 'tap-router' of bridge 'br0'"]
-    assert bridge_vlans.read(hv)['tap-router'] == tagged(100)
+    assert bridge_vlans.read(hv)['tap-router'] == bridge_vlans.tagged(100)
     assert not vm200.ping('10.72.0.254', timeout=1)
     assert vm100.ping('10.71.0.254')
 
 
 def test_hybrid_port_and_isolation(lab, fc_tap):
-    require('tun', 'vlan_filtering')
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     dummy, applied, dummy2 = converge_twice(fc_tap, hv, name='tap0', bridge='br0', vlan=10, trunk_vlans=['20-22', 30], isolated=True)
     assert "add VLANs 20-22 (tagged) to port 'tap0' of bridge 'br0'" in descriptions(applied)
-    assert bridge_vlans.read(hv)['tap0'] == access(10) + tagged(20, 21, 22, 30)
+    assert bridge_vlans.read(hv)['tap0'] == bridge_vlans.access(10) + bridge_vlans.tagged(20, 21, 22, 30)
     assert hv.link('tap0')['linkinfo']['info_slave_data']['isolated'] is True
     # made again for another multi-queue setting, the TAP keeps the port settings the task leaves alone
     dummy, applied = check_then_apply(fc_tap, hv, name='tap0', bridge='br0', multi_queue=True)
     assert descriptions(applied)[:3] == ["delete tap 'tap0'", "create tap 'tap0'", "update port 'tap0' (isolated: false -> true)"]
-    assert bridge_vlans.read(hv)['tap0'] == access(10) + tagged(20, 21, 22, 30)
+    assert bridge_vlans.read(hv)['tap0'] == bridge_vlans.access(10) + bridge_vlans.tagged(20, 21, 22, 30)
     assert hv.link('tap0')['linkinfo']['info_slave_data']['isolated'] is True
 
 
 def test_vlans_on_a_bridge_with_filtering_off_are_refused_and_nothing_changes(lab, fc_tap):
-    require('tun', 'vlan_filtering')
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     filtering_bridge(hv, filtering=False)
     before = snapshot(hv)
@@ -137,7 +124,7 @@ def test_vlans_on_a_bridge_with_filtering_off_are_refused_and_nothing_changes(la
 
 
 def test_a_rolled_back_purge_restores_the_vlans_of_the_taps_it_removed(lab, fc_tap):
-    require('tun', 'vlan_filtering')
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     hv.ip('link', 'add', 'full0', 'type', 'bridge')
@@ -153,6 +140,6 @@ def test_a_rolled_back_purge_restores_the_vlans_of_the_taps_it_removed(lab, fc_t
     assert result.get('failed') and result['rolled_back'] is True, result
     assert 'exchange full' in result['msg']
     after = bridge_vlans.read(hv)
-    assert after['stale0'] == before['stale0'] == access(100) + tagged(300)
-    assert after['stale1'] == before['stale1'] == tagged(200, 201, 202)
+    assert after['stale0'] == before['stale0'] == bridge_vlans.access(100) + bridge_vlans.tagged(300)
+    assert after['stale1'] == before['stale1'] == bridge_vlans.tagged(200, 201, 202)
     assert hv.link('stale0')['master'] == 'br0' and hv.link('tap0') is None

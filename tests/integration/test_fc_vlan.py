@@ -35,12 +35,6 @@ def fc_vlan_fixture():
 
 # --------------------------------------------------------------------------- helpers
 
-def require(*features):
-    available, reason = kernel.check(*features)
-    if not available:
-        pytest.skip(reason)
-
-
 def converge(fc_vlan, host, args, changed=True):
     """Check run, real run, second run: check predicts the real run, the second changes nothing."""
     check = fc_vlan(host, args, check_mode=True)
@@ -114,7 +108,7 @@ def access(port, vid, bridge='br0'):
 # --------------------------------------------------------------------------- tests
 
 def test_access_ports_isolate_guests_and_moving_a_port_joins_it(lab, fc_vlan):
-    require('tun', 'vlan_filtering')
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     ports = {'tap100a': 100, 'tap100b': 100, 'tap200': 200}
@@ -160,7 +154,7 @@ def test_access_ports_isolate_guests_and_moving_a_port_joins_it(lab, fc_vlan):
 
 
 def test_trunk_carries_both_vlans_to_subinterfaces_made_by_fc_vlan(lab, fc_vlan):
-    require('tun', 'vlan_filtering', '8021q')
+    kernel.require('tun', 'vlan_filtering', '8021q')
     hv = lab.add_host('hv1')
     router = lab.add_host('router')
     filtering_bridge(hv)
@@ -214,7 +208,7 @@ def test_trunk_carries_both_vlans_to_subinterfaces_made_by_fc_vlan(lab, fc_vlan)
 
 
 def test_bridge_self_ranges_flag_updates_and_a_full_trunk(lab, fc_vlan):
-    require('vlan_filtering')
+    kernel.require('vlan_filtering')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     lab.connect(hv, 'v0', hv, 'v0peer')
@@ -260,7 +254,7 @@ def test_bridge_self_ranges_flag_updates_and_a_full_trunk(lab, fc_vlan):
 
 
 def test_subinterface_lifecycle(lab, fc_vlan):
-    require('8021q')
+    kernel.require('8021q')
     host = lab.add_host('h1')
     lab.connect(host, 'eth0', host, 'peer0')
     host.ip('link', 'set', 'dev', 'eth0', 'mtu', '9000')
@@ -349,7 +343,7 @@ HOST_PROBLEMS = ({
 
 
 def test_rejected_tasks_change_nothing(lab, fc_vlan):
-    require('tun', 'vlan_filtering', '8021q')
+    kernel.require('tun', 'vlan_filtering', '8021q')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     filtering_bridge(hv, 'brplain', filtering=False)

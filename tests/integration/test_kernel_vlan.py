@@ -14,12 +14,6 @@ pytestmark = [pytest.mark.kernel, pytest.mark.timeout(900)]
 SUBNET = '10.70.0.%d/24'
 
 
-def require(*features):
-    available, reason = kernel.check(*features)
-    if not available:
-        pytest.skip(reason)
-
-
 def access_port(host, tap, vid, bridge='br0'):
     """A TAP on the bridge as an untagged access port of VLAN vid (and of nothing else)."""
     host.ip('tuntap', 'add', 'dev', tap, 'mode', 'tap')
@@ -35,7 +29,7 @@ def filtering_bridge(host, bridge='br0'):
 
 
 def test_access_vlans_isolate_guests(lab):
-    require('tun', 'vlan_filtering')
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     filtering_bridge(hv)
     ports = {'tap100a': 100, 'tap100b': 100, 'tap200': 200}
@@ -71,7 +65,7 @@ def test_access_vlans_isolate_guests(lab):
 
 
 def test_tagged_trunk_carries_each_vlan_to_its_subinterface(lab):
-    require('tun', 'vlan_filtering', '8021q')
+    kernel.require('tun', 'vlan_filtering', '8021q')
     hv = lab.add_host('hv1')
     router = lab.add_host('router')
     filtering_bridge(hv)

@@ -42,16 +42,6 @@ VM_C = '0ac10000-0000-4000-8000-00000000000c'
 ROLE_PLAY = [{'name': 'Networks', 'hosts': 'all', 'gather_facts': False, 'roles': [{'role': 'nqrust.microvm.network'}]}]
 
 
-def access(vid):
-    return [{'vid': vid, 'pvid': True, 'untagged': True}]
-
-
-def require_vlans():
-    available, reason = kernel.check('tun', 'vlan_filtering')
-    if not available:
-        pytest.skip(reason)
-
-
 def vlans_keep_guests_apart(lab, hv, nic_in, nic_out):
     """A guest in the network's VLAN gets a lease and reaches the upstream host; one in VLAN 20 gets nothing."""
     guest_in = lab.add_guest('vm-in', hv, nic_in['host_dev_name'], mac=nic_in['guest_mac'])
@@ -68,25 +58,26 @@ def vlans_keep_guests_apart(lab, hv, nic_in, nic_out):
 
 
 def test_the_role_serves_a_vlan_network_and_only_that_vlan(lab, ansible_env, dirs):
-    require_vlans()
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     lab.upstream(hv)
     run = run_playbook(lab, ROLE_PLAY, {'hv1': hv}, ansible_env, extravars=dirs,
                        host_vars={'hv1': {'fc_networks': [NETWORK]}}, diff=True)
     assert run.ok, run.failures()
-    assert bridge_vlans.read(hv)['fcbr0'] == access(10), 'the bridge address serves VLAN 10'
+    assert bridge_vlans.read(hv)['fcbr0'] == bridge_vlans.access(10), 'the bridge address serves VLAN 10'
     with module_runner() as module:
         made = module(hv, 'fc_tap', {'bridge': 'fcbr0', 'taps': [{'vm_id': VM_A, 'vlan': 10}, {'vm_id': VM_B, 'vlan': 20}]})
     assert made['changed'] and not made.get('failed'), made.get('msg')
     nic_in, nic_out = made['network_interfaces']
     membership = bridge_vlans.read(hv)
-    assert membership[nic_in['host_dev_name']] == access(10) and membership[nic_out['host_dev_name']] == access(20)
+    assert membership[nic_in['host_dev_name']] == bridge_vlans.access(10), membership
+    assert membership[nic_out['host_dev_name']] == bridge_vlans.access(20), membership
     vlans_keep_guests_apart(lab, hv, nic_in, nic_out)
 
 
 @pytest.mark.slow
 def test_a_vlan_network_serves_its_vlan_and_only_it(lab, ansible_env, dirs):
-    require_vlans()
+    kernel.require('tun', 'vlan_filtering')
     hv = lab.add_host('hv1')
     lab.upstream(hv)
     host_vars = {'hv1': {'fc_networks': [NETWORK]}}
@@ -102,7 +93,7 @@ def test_a_vlan_network_serves_its_vlan_and_only_it(lab, ansible_env, dirs):
     built = role()
     assert built.changed_tasks('hv1') == predicted.changed_tasks('hv1')
     assert role().changed('hv1') == 0
-    assert bridge_vlans.read(hv)['fcbr0'] == access(10), 'the bridge address serves VLAN 10'
+    assert bridge_vlans.read(hv)['fcbr0'] == bridge_vlans.access(10), 'the bridge address serves VLAN 10'
 
     env = without_pg(ansible_env)
 
@@ -116,9 +107,9 @@ def test_a_vlan_network_serves_its_vlan_and_only_it(lab, ansible_env, dirs):
     nic_b = attach(VM_B, fc_network_vlan_id='10', fc_tap_vlan='20')
     nic_c = attach(VM_C, fc_network_vlan_id='10', fc_tap_vlan='none', fc_tap_trunk_vlans='30, 40-41')
     membership = bridge_vlans.read(hv)
-    assert membership[nic_a['host_dev_name']] == access(10), membership
-    assert membership[nic_b['host_dev_name']] == access(20), membership
-    assert membership[nic_c['host_dev_name']] == [{'vid': vid, 'pvid': False, 'untagged': False} for vid in (30, 40, 41)]
+    assert membership[nic_a['host_dev_name']] == bridge_vlans.access(10), membership
+    assert membership[nic_b['host_dev_name']] == bridge_vlans.access(20), membership
+    assert membership[nic_c['host_dev_name']] == bridge_vlans.tagged(30, 40, 41)
 
     vlans_keep_guests_apart(lab, hv, nic_a, nic_b)
 

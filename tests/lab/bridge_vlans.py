@@ -33,6 +33,16 @@ def dump():
     return found
 
 
+def access(vid):
+    """What read() reports for an access port of VLAN vid (pvid, untagged, nothing else)."""
+    return [{'vid': vid, 'pvid': True, 'untagged': True}]
+
+
+def tagged(*vids):
+    """What read() reports for a trunk of the VLANs vids (tagged, no pvid)."""
+    return [{'vid': vid, 'pvid': False, 'untagged': False} for vid in vids]
+
+
 def read(host):
     """The bridge VLAN membership of a lab host (runs dump() inside its namespace)."""
     result = host.run([sys.executable, '-m', 'lab.bridge_vlans'], timeout=120)

@@ -67,6 +67,14 @@ FEATURES = {
 }
 
 
+def require(*features):
+    """Skip the calling test (``pytest.skip``) with the probes' reasons unless every named feature is available."""
+    import pytest  # pylint: disable=import-outside-toplevel
+    available, reason = check(*features)
+    if not available:
+        pytest.skip(reason)
+
+
 def check(*features):
     """(True, '') when every named feature is available, else (False, reasons of the missing ones)."""
     reasons = []
